@@ -1,0 +1,1 @@
+"""kpv: kernel patch validation pipeline."""

@@ -1,0 +1,123 @@
+"""One cell of the matrix: a kernel at one vCPU count, a fresh boot per test.
+
+Each boot's console is analysed on its own; its reports are attributed to the
+boot or to the test by init's markers. The result is a Suite: a `boot` case
+(did every boot reach init cleanly) and one case per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import console, markers, sanitize, vm
+from pipeline.console import Report
+from pipeline.guest import GuestTest
+from pipeline.results import Case, Status, Suite
+
+_EXIT_TIMEOUT = (124, 143)  # busybox timeout's own status, and SIGTERM's
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    revision: str
+    vcpus: int
+    kernel: Path
+    initrd: Path
+    memory_mb: int
+    numa_nodes: int
+    accel: str
+    boot_timeout: float
+    test_slack: float
+
+
+def suite_name(revision: str, vcpus: int | None = None) -> str:
+    name = f"kpv.{sanitize.junit_name(revision)}"
+    return name if vcpus is None else f"{name}.vcpus_{vcpus}"
+
+
+def run(spec: CellSpec, tests: list[GuestTest], cell_dir: Path,
+        progress: Callable[[str], None]) -> Suite:
+    """Boot once per test; console.log gets every boot's raw bytes, in order."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    suite = Suite(suite_name(spec.revision, spec.vcpus), spec.revision, spec.vcpus,
+                  {"vcpus": str(spec.vcpus), "numa_nodes": str(spec.numa_nodes)})
+    boots: list[tuple[vm.Boot, list[Report]]] = []
+    cases = []
+    with open(cell_dir / "console.log", "wb") as log:
+        for t in tests:
+            progress(f"{spec.revision} vcpus={spec.vcpus} {t.name}")
+            machine = vm.Machine(spec.kernel, spec.initrd, spec.vcpus, spec.memory_mb,
+                                 spec.numa_nodes, spec.accel, f"kpv.test={t.name}")
+            b = vm.boot(machine, log, spec.boot_timeout, t.timeout + spec.test_slack)
+            text = sanitize.clean(b.log)
+            marks = markers.parse(text)
+            reports = console.attribute(console.parse(text), marks)
+            boots.append((b, reports))
+            cases.append(test_case(t, b, marks, [r for r in reports if r.test == t.name]))
+    first = boots[0][0]
+    suite.properties.update({"accel": first.accel, "qemu_command": first.command})
+    suite.cases = [boot_case(boots), *cases]
+    for c in suite.cases:
+        c.artifacts.append(str(cell_dir / "console.log"))
+    return suite
+
+
+def boot_case(boots: list[tuple[vm.Boot, list[Report]]]) -> Case:
+    """The boots themselves: each must reach init, with no report outside a test."""
+    case = Case("boot", time=sum(b.boot_time for b, _ in boots) / len(boots))
+    seen: dict[tuple[str, str], Report] = {}
+    for _, reports in boots:
+        for r in reports:
+            if r.test is None:
+                seen.setdefault((r.type, r.title), r)
+    if seen:
+        _fail(case, list(seen.values()))
+    failed = [b for b, _ in boots if not b.booted]
+    if failed and not seen:
+        case.status, case.kind = Status.ERROR, "boot-error"
+        case.message = failed[0].problem
+        case.text = sanitize.bound(failed[0].log, 16384)
+    case.properties["boots"] = str(len(boots))
+    return case
+
+
+def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
+              reports: list[Report]) -> Case:
+    """A test's verdict: kernel reports fail it; a runner problem is an error."""
+    case = Case(t.name)
+    start = next((m for m in marks if m.kind == "start" and m.test == t.name), None)
+    end = next((m for m in marks if m.kind == "end" and m.test == t.name), None)
+    for m in marks:
+        if m.kind == "result" and m.test == t.name:
+            case.properties.update(m.fields)
+    if start:
+        case.properties["debug_locks_start"] = start.fields.get("debug_locks", "?")
+    if end:
+        case.properties["debug_locks_end"] = end.fields.get("debug_locks", "?")
+        case.properties["exit_status"] = end.fields.get("status", "?")
+        case.time = int(end.fields.get("elapsed_ms", "0")) / 1000
+    if reports:
+        _fail(case, reports)
+    elif end is None:
+        case.status, case.kind = Status.ERROR, "runner-error"
+        case.message = b.problem or f"no end marker for {t.name} in the console"
+    elif (status := end.fields.get("status")) != "0":
+        case.status = Status.FAIL
+        case.kind = "timeout" if status in map(str, _EXIT_TIMEOUT) else "test-failed"
+        case.message = f"{t.name} exited with status {status}"
+    elif case.properties.get("debug_locks_start") != "1":
+        # A pass here would claim lockdep checked this test; it did not.
+        case.status, case.kind = Status.SKIP, "lockdep-off"
+        case.message = (f"{t.name} ran, but lockdep was off (debug_locks="
+                        f"{case.properties.get('debug_locks_start', '?')}): locking not checked")
+    return case
+
+
+def _fail(case: Case, reports: list[Report]) -> None:
+    case.status, case.kind = Status.FAIL, reports[0].type
+    more = f" (and {len(reports) - 1} more)" if len(reports) > 1 else ""
+    case.message = reports[0].title + more
+    case.text = "\n\n".join(r.text for r in reports)
+    case.reports = reports

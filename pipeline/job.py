@@ -1,0 +1,220 @@
+"""Read and check a job file (TOML); apply CLI overrides.
+
+Every problem in a job file is collected and reported at once, naming the
+file, the key and what was expected, before anything runs.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+DEBIAN_TREE = "debian:linux-source-6.1"
+
+
+@dataclass(frozen=True)
+class Job:
+    path: Path  # the job file; relative paths in it are relative to its folder
+    name: str
+    tree: str  # "debian:linux-source-6.1" or a path to a kernel git checkout
+    ref: str  # commit-ish in a git checkout; ignored for the Debian tarball
+    series: str  # a series source (a folder of revisions)
+    revisions: tuple[str, ...]  # "baseline" plus revision names; empty = all of the series
+    fragments: tuple[Path, ...]  # kconfig fragments, merged in order
+    kconfig_base: str  # the make target the fragments go on top of
+    vcpus: tuple[int, ...]
+    memory_mb: int  # guest memory, split evenly over the NUMA nodes
+    numa_nodes: int
+    accel: str  # auto, kvm or tcg
+    tests: tuple[str, ...]
+    duration: int  # seconds each stress test runs
+    seed: int
+    build_timeout: int  # seconds for one kernel build
+    boot_timeout: int  # seconds from QEMU start to the init's first marker
+    test_slack: int  # seconds a test may overrun its duration before it is killed
+    out: Path = field(default=Path("kpv-out"))
+
+
+# key -> (type, description) per table; "" is the top level.
+_SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
+    "": {"name": (str, "a string")},
+    "tree": {
+        "source": (str, f'"{DEBIAN_TREE}" or a path to a kernel git checkout'),
+        "ref": (str, "a commit, tag or branch of the checkout"),
+    },
+    "series": {
+        "source": (str, "a path to a series folder"),
+        "revisions": (list, 'a list of revision names, "baseline" for no patches'),
+    },
+    "kconfig": {
+        "fragments": (list, "a list of paths to config fragments"),
+        "base": (str, 'a make config target such as "tinyconfig"'),
+    },
+    "guest": {
+        "vcpus": (list, "a list of positive integers"),
+        "memory_mb": (int, "an integer number of MiB"),
+        "numa_nodes": (int, "an integer, 1 to 8"),
+        "accel": (str, '"auto", "kvm" or "tcg"'),
+        "tests": (list, "a list of test names"),
+        "duration": (int, "a positive integer number of seconds"),
+        "seed": (int, "an integer"),
+    },
+    "timeouts": {
+        "build": (int, "seconds"),
+        "boot": (int, "seconds"),
+        "test_slack": (int, "seconds"),
+    },
+}
+_REQUIRED = {("tree", "source"), ("series", "source"), ("kconfig", "fragments")}
+ACCELS = ("auto", "kvm", "tcg")
+
+
+def load(path: Path) -> Job:
+    """Read a job file; raise UserError listing every problem found."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: job file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read job file: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML: {e}") from None
+    errors = _check_shape(data)
+    if errors:
+        raise UserError(_format(path, errors))
+    job = _build(path, data)
+    errors = check(job)
+    if errors:
+        raise UserError(_format(path, errors))
+    return job
+
+
+def _format(path: Path, errors: list[str]) -> str:
+    return f"{path}: invalid job file:\n" + "\n".join(f"  {e}" for e in errors)
+
+
+def _check_shape(data: dict) -> list[str]:
+    errors = []
+    for key, value in data.items():
+        if key in _SCHEMA and key != "":
+            if not isinstance(value, dict):
+                errors.append(f"[{key}]: expected a table")
+                continue
+            errors += _check_table(key, value)
+        elif key not in _SCHEMA[""]:
+            errors.append(f"{key}: unknown key (known: {', '.join(_known(''))})")
+        else:
+            errors += _check_table("", {key: value})
+    for table, key in sorted(_REQUIRED):
+        if key not in data.get(table, {}):
+            errors.append(f"{table}.{key}: missing (expected {_SCHEMA[table][key][1]})")
+    return errors
+
+
+def _known(table: str) -> list[str]:
+    keys = list(_SCHEMA[table])
+    return keys + [t for t in _SCHEMA if t] if table == "" else keys
+
+
+def _check_table(table: str, values: dict) -> list[str]:
+    errors = []
+    for key, value in values.items():
+        name = f"{table}.{key}" if table else key
+        if key not in _SCHEMA[table]:
+            errors.append(f"{name}: unknown key (known: {', '.join(_known(table))})")
+            continue
+        want, what = _SCHEMA[table][key]
+        # bool is an int in Python; a job saying `duration = true` is a mistake.
+        if not isinstance(value, want) or isinstance(value, bool):
+            errors.append(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
+    return errors
+
+
+def _build(path: Path, data: dict) -> Job:
+    here = path.parent
+    tree, series = data["tree"], data["series"]
+    kconfig, guest = data["kconfig"], data.get("guest", {})
+    timeouts = data.get("timeouts", {})
+    source = tree["source"]
+    if source != DEBIAN_TREE:
+        source = str((here / source).resolve())
+    return Job(
+        path=path,
+        name=data.get("name", path.stem),
+        tree=source,
+        ref=tree.get("ref", "HEAD"),
+        series=str((here / series["source"]).resolve()),
+        revisions=tuple(series.get("revisions", [])),
+        fragments=tuple((here / f).resolve() for f in kconfig["fragments"]),
+        kconfig_base=kconfig.get("base", "tinyconfig"),
+        vcpus=tuple(guest.get("vcpus", [1, 2])),
+        memory_mb=guest.get("memory_mb", 1024),
+        numa_nodes=guest.get("numa_nodes", 2),
+        accel=guest.get("accel", "auto"),
+        tests=tuple(guest.get("tests", ["fork", "stack"])),
+        duration=guest.get("duration", 10),
+        seed=guest.get("seed", 1),
+        build_timeout=timeouts.get("build", 3600),
+        boot_timeout=timeouts.get("boot", 120),
+        test_slack=timeouts.get("test_slack", 60),
+    )
+
+
+def check(job: Job) -> list[str]:
+    """Value checks, shared by job files and CLI overrides."""
+    errors = []
+    for f in job.fragments:
+        if not f.is_file():
+            errors.append(f"kconfig.fragments: {f}: no such file")
+    if not Path(job.series).exists():
+        errors.append(f"series.source: {job.series}: no such file or folder")
+    if job.tree != DEBIAN_TREE and not Path(job.tree).is_dir():
+        errors.append(f"tree.source: {job.tree}: no such folder")
+    if not job.vcpus or any(not isinstance(n, int) or n < 1 for n in job.vcpus):
+        errors.append(f"guest.vcpus: expected positive integers, got {list(job.vcpus)}")
+    if not job.tests or any(not isinstance(t, str) for t in job.tests):
+        errors.append(f"guest.tests: expected a non-empty list of names, got {list(job.tests)}")
+    if job.duration < 1:
+        errors.append(f"guest.duration: expected at least 1 second, got {job.duration}")
+    if not 1 <= job.numa_nodes <= 8:
+        errors.append(f"guest.numa_nodes: expected 1 to 8, got {job.numa_nodes}")
+    if job.memory_mb < 128 * job.numa_nodes:
+        errors.append(
+            f"guest.memory_mb: expected at least {128 * job.numa_nodes} MiB "
+            f"(128 per NUMA node), got {job.memory_mb}"
+        )
+    if job.accel not in ACCELS:
+        errors.append(f"guest.accel: expected one of {', '.join(ACCELS)}, got {job.accel!r}")
+    for key in ("build_timeout", "boot_timeout", "test_slack"):
+        if getattr(job, key) < 1:
+            errors.append(f"timeouts.{key.removesuffix('_timeout')}: expected a positive number")
+    return errors
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """CLI flags that override the job file; None leaves the job's value."""
+
+    tree: str | None = None
+    series: str | None = None
+    revisions: tuple[str, ...] | None = None
+    vcpus: tuple[int, ...] | None = None
+    tests: tuple[str, ...] | None = None
+    duration: int | None = None
+    accel: str | None = None
+    out: Path | None = None
+
+
+def override(job: Job, o: Overrides) -> Job:
+    """The job with the flags applied; raise UserError when the result is invalid."""
+    changes = {k: v for k, v in vars(o).items() if v is not None}
+    if "tree" in changes and changes["tree"] != DEBIAN_TREE:
+        changes["tree"] = str(Path(changes["tree"]).resolve())
+    new = replace(job, **changes)
+    errors = check(new)
+    if errors:
+        raise UserError("invalid options:\n" + "\n".join(f"  {e}" for e in errors))
+    return new

@@ -1,0 +1,1 @@
+"""Reports rendered from a finished Run: JUnit, HTML, KCIDB, comparisons."""

@@ -1,0 +1,173 @@
+"""The whole pipeline for a job: per revision apply, kconfig, build, then each cell.
+
+Stages hand plain values on; the Run is saved after every suite so an
+interrupted run still leaves results.json (and, from the CLI, junit.xml).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline import build, cache, cell, guest, kconfig, series, tree, vm
+from pipeline.job import Job
+from pipeline.results import Case, Run, Status, Suite
+
+STRESS_SRC = Path(__file__).resolve().parent.parent / "stress"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every revision shares, prepared once."""
+
+    job: Job
+    base: tree.Base
+    worktree: Path
+    accel: str
+    tests: list[guest.GuestTest]
+    initrd: Path
+    build_dir: Path
+    gen_dir: Path
+    out: Path
+
+
+def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
+    """Everything that can fail for reasons of the machine, before the first build."""
+    vm.qemu_binary()
+    accel, why = vm.probe_accel(job.accel)
+    progress(f"accelerator: {accel}: {why}")
+    progress("tree: finding the base")
+    base = tree.find_base(job.tree, job.ref)
+    wt = tree.worktree(base)
+    progress("guest: building stress programs and initramfs")
+    tests = [guest.stress_test(t, job.duration, job.seed) for t in job.tests]
+    bins = guest.build_stress(STRESS_SRC, cache.root() / "stress")
+    initrd = guest.build_initramfs(tests, job.out / "initramfs.cpio", bins)
+    frag_key = cache.key(job.kconfig_base, *(f.read_bytes() for f in job.fragments))
+    builds = cache.root() / "builds" / f"{base.commit[:12]}-{frag_key}"
+    run.properties.update({
+        "base": base.describe, "base_commit": base.commit, "accel": accel,
+        "accel_reason": why, "host": platform.node(), "job": str(job.path),
+    })
+    return Context(job, base, wt, accel, tests, initrd, builds / "build", builds / "kconfig",
+                   job.out)
+
+
+def run_revision(ctx: Context, rev: series.Revision, run: Run,
+                 progress: Callable[[str], None], cells: list[int]) -> None:
+    """apply → kconfig → build → cells; each stage's outcome becomes a case."""
+    rdir = ctx.out / rev.name
+    rdir.mkdir(parents=True, exist_ok=True)
+    suite = run.add(Suite(cell.suite_name(rev.name), rev.name, None, _rev_props(ctx, rev)))
+    kernel = _build_stages(ctx, rev, rdir, suite, run, progress)
+    run.save(ctx.out / "results.json")
+    for n in cells:
+        if kernel is None:
+            run.add(_skipped_cell(ctx, rev.name, n, suite))
+        else:
+            t0 = time.monotonic()
+            spec = cell.CellSpec(rev.name, n, kernel, ctx.initrd, ctx.job.memory_mb,
+                                 ctx.job.numa_nodes, ctx.accel, ctx.job.boot_timeout,
+                                 ctx.job.test_slack)
+            s = cell.run(spec, ctx.tests, rdir / f"vcpus-{n}", progress)
+            s.properties.update(suite.properties)
+            run.add(s)
+            _stage_time(run, "boot+run", t0)
+        run.save(ctx.out / "results.json")
+
+
+def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, run: Run,
+                  progress: Callable[[str], None]) -> Path | None:
+    progress(f"{rev.name}: apply ({len(rev.patches)} patches)")
+    t0 = time.monotonic()
+    applied = tree.apply(ctx.worktree, ctx.base, list(rev.patches))
+    (rdir / "apply.log").write_text(applied.log)
+    case = Case("apply", time=time.monotonic() - t0, artifacts=[str(rdir / "apply.log")])
+    case.properties["patches"] = str(len(rev.patches))
+    if not applied.ok:
+        _set(case, Status.FAIL, "apply-error", applied.message, applied.log)
+    suite.cases.append(case)
+    _stage_time(run, "apply", t0)
+    if not applied.ok:
+        return _skip_rest(suite, f"not configured: {applied.message}", ("kconfig", "build"))
+
+    progress(f"{rev.name}: kconfig")
+    t0 = time.monotonic()
+    conf = kconfig.generate(ctx.worktree, ctx.gen_dir, ctx.job.kconfig_base, ctx.job.fragments,
+                            rdir / "kconfig.log")
+    shutil.copyfile(conf.config, rdir / ".config")
+    case = Case("kconfig", time=time.monotonic() - t0, artifacts=[str(rdir / ".config")])
+    if not conf.ok:
+        msg = f"{len(conf.unmet)} requested options did not stick: {conf.unmet[0]}"
+        _set(case, Status.FAIL, "kconfig-error", msg, "\n".join(conf.unmet))
+    suite.cases.append(case)
+    _stage_time(run, "kconfig", t0)
+    if not conf.ok:
+        return _skip_rest(suite, "not built: the config is not what was asked for", ("build",))
+    kconfig.install(conf.config, ctx.build_dir)
+
+    progress(f"{rev.name}: build (make -j bzImage)")
+    t0 = time.monotonic()
+    b = build.build(ctx.worktree, ctx.build_dir, rdir / "build.log", rdir / "bzImage",
+                    ctx.job.build_timeout)
+    case = Case("build", time=b.duration, artifacts=[str(rdir / "build.log")])
+    if b.ok:
+        case.properties["kernel_release"] = b.release
+        suite.properties["kernel_release"] = b.release
+    else:
+        _set(case, Status.ERROR if b.timed_out else Status.FAIL, "build-error", b.error,
+             _log_tail(rdir / "build.log"))
+    suite.cases.append(case)
+    _stage_time(run, "build", t0)
+    progress(f"{rev.name}: build {'ok' if b.ok else 'FAILED: ' + b.error} ({b.duration:.0f} s)")
+    return b.bzimage
+
+
+def _rev_props(ctx: Context, rev: series.Revision) -> dict[str, str]:
+    props = {"revision": rev.name, "base": ctx.base.describe, "base_commit": ctx.base.commit}
+    for i, p in enumerate(rev.patches, 1):
+        props[f"patch_{i}"] = f"{p.name} sha256:{hashlib.sha256(p.read_bytes()).hexdigest()[:16]}"
+    if rev.expect:
+        props["expect"] = rev.expect
+    return props
+
+
+def _set(case: Case, status: Status, kind: str, message: str, text: str) -> None:
+    case.status, case.kind, case.message, case.text = status, kind, message, text
+
+
+def _skip_rest(suite: Suite, why: str, names: tuple[str, ...]) -> None:
+    for name in names:
+        suite.cases.append(Case(name, Status.SKIP, message=why))
+    return None
+
+
+def _skipped_cell(ctx: Context, rev: str, vcpus: int, rev_suite: Suite) -> Suite:
+    """A cell that cannot run still shows, so a dashboard does not lose it."""
+    failed = next((c for c in rev_suite.cases if c.status != Status.PASS), None)
+    why = f"not run: {failed.name} failed" if failed else "not run"
+    if failed and failed.message:
+        why += f": {failed.message}"
+    s = Suite(cell.suite_name(rev, vcpus), rev, vcpus, dict(rev_suite.properties))
+    s.cases = [Case(n, Status.SKIP, message=why) for n in ["boot", *(t.name for t in ctx.tests)]]
+    return s
+
+
+def _log_tail(path: Path, lines: int = 60) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _stage_time(run: Run, stage: str, t0: float) -> None:
+    run.stage_times[stage] = run.stage_times.get(stage, 0.0) + time.monotonic() - t0
+
+
+def new_run(job: Job) -> Run:
+    started = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "")
+    return Run(job.name, started)
+

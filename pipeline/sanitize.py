@@ -1,0 +1,110 @@
+"""Make any text safe to put into XML, visibly and within a size bound.
+
+Console logs arrive with CRLF line ends, terminal escape sequences, NULs and
+invalid UTF-8. XML 1.0 forbids most control characters even as `&#27;`, so a
+single ESC from a coloured prompt makes a whole JUnit file unparseable. Every
+function here accepts str or bytes and never raises on any content.
+"""
+
+from __future__ import annotations
+
+import re
+
+# \r\r\n is what a serial console gives when the guest's tty adds a \r to the
+# kernel's own \r\n; a lone \r (progress bars, getty) is a line break too.
+_NEWLINE_RE = re.compile(r"\r*\n|\r")
+
+# Terminal escape sequences (ECMA-48), most specific first:
+# CSI (colours, cursor moves, bracketed paste `\x1b[?2004h`), strings ended by
+# BEL or ST (OSC window titles, DCS, SOS, PM, APC), nF (`\x1b(B` charset
+# selection, written by `tput sgr0`), and the single-character ones
+# (`\x1b7`, `\x1bc`, `\x1bM`). An ESC that starts none of these is left for
+# _ILLEGAL_RE, which shows it rather than letting it vanish.
+_ESCAPE_RE = re.compile(
+    r"\x1b(?:"
+    r"\[[0-?]*[ -/]*[@-~]"
+    r"|[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)"
+    r"|[ -/]+[0-~]"
+    r"|[0-~]"
+    r")"
+)
+
+# Everything outside XML 1.0's Char production: C0 controls other than tab,
+# newline and carriage return, surrogates (from surrogateescape decoding) and
+# U+FFFE/U+FFFF.
+_ILLEGAL_RE = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+_NAME_RE = re.compile(r"[^A-Za-z0-9_-]")
+
+_ELLIPSIS = "..."
+
+
+def clean(text: str | bytes) -> str:
+    """Text with `\\n` line ends, no terminal escapes and only XML 1.0 characters.
+
+    Illegal characters become a visible `\\xNN` or `\\uNNNN`, so a NUL in a
+    kernel report shows up in the dashboard instead of silently vanishing.
+    Idempotent: the replacements are plain ASCII.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = _NEWLINE_RE.sub("\n", text)
+    text = _ESCAPE_RE.sub("", text)
+    return _ILLEGAL_RE.sub(_visible, text)
+
+
+def _visible(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def bound(text: str | bytes, limit: int) -> str:
+    """clean(text), cut to at most `limit` UTF-8 bytes by keeping head and tail.
+
+    A kernel report's title is at its head and the end of its call trace at
+    its tail, so both are kept; a `[... N bytes cut ...]` line between them
+    says how much of the middle is gone. Raises ValueError when `limit` is too
+    small to hold that line.
+    """
+    text = clean(text)
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    # The marker's size depends on N; the whole length has at least as many
+    # digits as N, so reserving room for it can only overestimate.
+    room = limit - len(_cut_marker(len(data)).encode())
+    if room < 0:
+        raise ValueError(f"limit {limit} cannot hold the cut marker")
+    # errors="ignore" drops a character split by the cut, never a whole one.
+    head = data[: room - room // 2].decode(errors="ignore")
+    tail = data[len(data) - room // 2 :].decode(errors="ignore")
+    cut = len(data) - len(head.encode()) - len(tail.encode())
+    return head + _cut_marker(cut) + tail
+
+
+def _cut_marker(nbytes: int) -> str:
+    return f"\n[... {nbytes} bytes cut ...]\n"
+
+
+def one_line(text: str | bytes, limit: int = 1024) -> str:
+    """The first non-blank line of clean(text), at most `limit` UTF-8 bytes.
+
+    For XML attributes: dashboards show `message` on one line, and the whole
+    text belongs in an element body anyway. A cut line ends in "...".
+    """
+    stripped = clean(text).strip()
+    line = stripped.split("\n", 1)[0].strip()
+    data = line.encode()
+    if len(data) <= limit:
+        return line
+    keep = max(limit - len(_ELLIPSIS), 0)
+    return data[:keep].decode(errors="ignore") + _ELLIPSIS[: limit - keep]
+
+
+def junit_name(name: str) -> str:
+    """`name` with every character outside `[A-Za-z0-9_-]` replaced by `_`.
+
+    The charset JUnit consumers split and key on, and that KCIDB test paths
+    accept. An empty name becomes "_" because consumers drop nameless tests.
+    """
+    return _NAME_RE.sub("_", name) or "_"

@@ -1,0 +1,169 @@
+"""The kernel tree: find the base, keep a scratch worktree per base, apply a revision.
+
+The user's tree is never modified. A Debian tarball is unpacked once into the
+cache and made a git repository. The scratch worktree is a `git clone --shared`
+of the source repository rather than a `git worktree add`: `git am` writes
+commits, and a linked worktree would put them (and its own bookkeeping) in the
+user's .git; a shared clone borrows the user's objects read-only and writes
+only into the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import cache
+from pipeline.errors import InfraError, UserError
+from pipeline.job import DEBIAN_TREE
+
+DEBIAN_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+BASE_TAG = "kpv-base"
+
+# git am needs an identity, and the user's own config must not matter.
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "kpv",
+    "GIT_AUTHOR_EMAIL": "kpv@localhost",
+    "GIT_COMMITTER_NAME": "kpv",
+    "GIT_COMMITTER_EMAIL": "kpv@localhost",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+@dataclass(frozen=True)
+class Base:
+    repo: Path  # a git repository holding the base commit
+    commit: str  # full hash of the base
+    describe: str  # for people: "Debian linux-source-6.1 6.1.192" or `git describe`
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    ok: bool
+    applied: tuple[str, ...]  # patch file names applied, in order
+    failed_patch: str  # the patch that did not apply ("" when ok)
+    message: str  # one line: what failed, naming the patch and file
+    log: str  # git's whole output
+
+
+def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run git with a fixed identity and no user config; raise InfraError on failure."""
+    try:
+        p = subprocess.run(
+            ["git", "-C", str(repo), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **_GIT_ENV},
+        )
+    except FileNotFoundError:
+        raise InfraError("git not found: install the git package") from None
+    if check and p.returncode != 0:
+        raise InfraError(f"git {' '.join(args)} in {repo} failed: {p.stderr.strip()}")
+    return p
+
+
+def find_base(source: str, ref: str = "HEAD") -> Base:
+    """The base commit of a tree source: the Debian tarball or a git checkout."""
+    if source == DEBIAN_TREE:
+        return _debian_base(DEBIAN_TARBALL)
+    path = Path(source)
+    if not (path / ".git").exists():
+        raise UserError(f"--tree {path}: not a git checkout (no .git)")
+    p = git(path, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+    if p.returncode != 0:
+        raise UserError(f"--tree {path}: no commit {ref!r} in that checkout")
+    commit = p.stdout.strip()
+    desc = git(path, "describe", "--tags", "--always", commit, check=False).stdout.strip()
+    return Base(path.resolve(), commit, desc or commit[:12])
+
+
+def _debian_base(tarball: Path) -> Base:
+    if not tarball.is_file():
+        raise UserError(
+            f"{tarball} not found: install Debian's linux-source-6.1 package "
+            "(apt-get install linux-source-6.1), or pass --tree with a kernel git checkout"
+        )
+    st = tarball.stat()
+    stamp = cache.key(str(st.st_size), str(st.st_mtime_ns))
+    repo = cache.root() / "trees" / f"linux-source-6.1-{stamp}"
+    if not (repo / ".git").is_dir():
+        _unpack(tarball, repo)
+    commit = git(repo, "rev-parse", BASE_TAG).stdout.strip()
+    return Base(repo, commit, f"Debian linux-source-6.1 {_kernel_version(repo)}")
+
+
+def _unpack(tarball: Path, repo: Path) -> None:
+    """Unpack into a temporary folder, commit, then rename: a half-done unpack never counts."""
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=repo.parent, prefix=".unpack-"))
+    try:
+        subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp)], check=True)
+        (top,) = tmp.iterdir()
+        git(top, "init", "-q")
+        # Debian's tarball has a top-level .gitignore of "/*": without -f nothing is added.
+        git(top, "add", "-f", "-A", ".")
+        git(top, "commit", "-q", "-m", f"{tarball.name} as shipped")
+        git(top, "tag", BASE_TAG)
+        top.rename(repo)
+    except subprocess.CalledProcessError as e:
+        raise InfraError(f"unpacking {tarball} failed: {e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _kernel_version(repo: Path) -> str:
+    text = (repo / "Makefile").read_text(errors="replace")[:2000]
+    v = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL) = (\d+)", text, re.M))
+    return ".".join(v.get(k, "?") for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL"))
+
+
+def worktree(base: Base) -> Path:
+    """The scratch worktree for a base, created once and reused across revisions."""
+    wt = cache.root() / "worktrees" / base.commit[:12]
+    if not (wt / ".git").is_dir():
+        wt.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(wt, ignore_errors=True)
+        git(wt.parent, "clone", "-q", "--shared", "--no-checkout", str(base.repo), wt.name)
+        git(wt, "checkout", "-q", "--detach", base.commit)
+    return wt
+
+
+def reset(wt: Path, base: Base) -> None:
+    """Back to the base. Only files that differ are rewritten, so make rebuilds only those."""
+    if (wt / ".git" / "rebase-apply").exists():
+        git(wt, "am", "--abort", check=False)
+    git(wt, "reset", "-q", "--hard", base.commit)
+    git(wt, "clean", "-q", "-f", "-d")
+
+
+def apply(wt: Path, base: Base, patches: list[Path]) -> ApplyResult:
+    """Reset to the base, then `git am -3` each patch in order."""
+    reset(wt, base)
+    applied: list[str] = []
+    log: list[str] = []
+    for patch in patches:
+        p = git(wt, "am", "-3", "--keep-cr", str(patch), check=False)
+        log.append(f"$ git am -3 {patch.name}\n{p.stdout}{p.stderr}")
+        if p.returncode != 0:
+            git(wt, "am", "--abort", check=False)
+            reset(wt, base)
+            return ApplyResult(False, tuple(applied), patch.name, _why(patch.name, p), "".join(log))
+        applied.append(patch.name)
+    return ApplyResult(True, tuple(applied), "", "", "".join(log))
+
+
+def _why(name: str, p: subprocess.CompletedProcess) -> str:
+    out = p.stdout + p.stderr
+    m = re.search(r"error: patch failed: (\S+)", out) or re.search(
+        r"error: (\S+): does not exist", out)
+    where = f" at {m.group(1)}" if m else ""
+    if not where and (m := re.search(r"^error: (.*)$", out, re.M)):
+        where = f": {m.group(1)}"
+    return f"patch {name} does not apply{where}"

@@ -1,0 +1,166 @@
+"""Boot a kernel in QEMU, read its serial console, and always clean up.
+
+One boot runs one test (named on the kernel command line); the raw console
+bytes go to the caller's log file as they arrive, so a crash, a timeout or a
+Ctrl-C still leaves the whole console on disk. QEMU is killed and reaped on
+every way out of boot().
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pexpect
+
+from pipeline.errors import InfraError
+
+QEMU = "qemu-system-x86_64"
+_BOOTED = b"@@kpv boot"
+_DONE = b"@@kpv done"
+# Ways a KVM guest says the host cannot really run it (nested virt without vmx).
+_KVM_BROKEN = (b"KVM internal error", b"emulation failure")
+
+
+@dataclass(frozen=True)
+class Machine:
+    kernel: Path
+    initrd: Path
+    vcpus: int
+    memory_mb: int
+    numa_nodes: int
+    accel: str  # kvm or tcg, already probed
+    append: str  # kernel command line beyond the console settings
+
+
+@dataclass(frozen=True)
+class Boot:
+    accel: str  # the accelerator the guest ran under
+    command: str  # the QEMU command line, shell-quoted
+    log: bytes  # this boot's raw console bytes
+    booted: bool  # init printed its first marker
+    boot_time: float  # seconds from QEMU start to init's first marker (0 if never)
+    done: bool  # init printed its last marker
+    exit_status: int | None  # QEMU's, None when kpv had to kill it
+    problem: str  # "" when the guest finished; else what went wrong, one line
+    elapsed: float  # seconds from QEMU start to its end
+
+
+def qemu_binary() -> str:
+    path = shutil.which(QEMU)
+    if path is None:
+        raise InfraError(f"{QEMU} not found: install the qemu-system-x86 package")
+    return path
+
+
+def probe_accel(requested: str) -> tuple[str, str]:
+    """(accelerator, why): KVM only when /dev/kvm opens read-write and the CPU has vmx/svm.
+
+    /dev/kvm can exist and accept KVM_CREATE_VM while guests hang at kernel
+    entry (nested virtualisation without vmx), so the CPU flags are checked too.
+    """
+    if requested == "tcg":
+        return "tcg", "TCG requested"
+    problem = _kvm_problem()
+    if problem is None:
+        return "kvm", "KVM usable"
+    if requested == "kvm":
+        raise InfraError(f"--accel kvm: KVM is not usable here: {problem}")
+    return "tcg", f"KVM not usable ({problem}): guests run under TCG, timings are not KVM timings"
+
+
+def _kvm_problem() -> str | None:
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+        os.close(fd)
+    except OSError as e:
+        return f"/dev/kvm: {e.strerror}"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "/proc/cpuinfo unreadable"
+    if " vmx" not in flags and " svm" not in flags:
+        return "no vmx or svm in the CPU flags (nested virtualisation?)"
+    return None
+
+
+def command(m: Machine, qemu: str = QEMU) -> list[str]:
+    """The QEMU command line: m.numa_nodes nodes sharing memory and vCPUs evenly."""
+    cmd = [qemu, "-accel", m.accel]
+    if m.accel == "kvm":
+        cmd += ["-cpu", "host"]
+    cmd += ["-m", f"{m.memory_mb}M", "-smp", str(m.vcpus)]
+    per_node = m.memory_mb // m.numa_nodes
+    for node in range(m.numa_nodes):
+        cmd += ["-object", f"memory-backend-ram,id=mem{node},size={per_node}M"]
+        spec = f"node,nodeid={node},memdev=mem{node}"
+        cpus = [c for c in range(m.vcpus) if c * m.numa_nodes // m.vcpus == node]
+        if cpus:  # with fewer vCPUs than nodes, some nodes hold only memory
+            spec += f",cpus={cpus[0]}-{cpus[-1]}"
+        cmd += ["-numa", spec]
+    cmd += [
+        "-kernel", str(m.kernel), "-initrd", str(m.initrd),
+        "-append", f"console=ttyS0 panic=-1 {m.append}".strip(),
+        "-display", "none", "-serial", "stdio", "-monitor", "none",
+        "-no-reboot", "-nodefaults",
+    ]
+    return cmd
+
+
+def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float) -> Boot:
+    """Run the guest until init says done, QEMU exits, or a deadline passes.
+
+    boot_timeout bounds QEMU start to init's first marker; run_timeout bounds
+    the rest. Every console byte is written to `log` as it arrives.
+    """
+    cmd = command(m, qemu_binary())
+    start = time.monotonic()
+    child = pexpect.spawn(cmd[0], cmd[1:], timeout=None, echo=False)
+    data = bytearray()
+    booted = done = False
+    boot_time = 0.0
+    problem = ""
+    try:
+        deadline = start + boot_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                what = "test" if booted else "boot"
+                limit = run_timeout if booted else boot_timeout
+                problem = f"{what} timed out after {limit:.0f} s"
+                if not data:
+                    problem += " with no console output"
+                break
+            try:
+                chunk = child.read_nonblocking(65536, timeout=min(remaining, 1.0))
+            except pexpect.TIMEOUT:
+                continue
+            except pexpect.EOF:
+                break
+            log.write(chunk)
+            log.flush()
+            tail_from = max(0, len(data) - 16)
+            data += chunk
+            window = bytes(data[tail_from:])
+            if not booted and _BOOTED in window:
+                booted, deadline = True, time.monotonic() + run_timeout
+                boot_time = time.monotonic() - start
+            if _DONE in window:
+                done = True
+            if m.accel == "kvm" and any(s in window for s in _KVM_BROKEN):
+                problem = "KVM internal error: the host cannot run this guest under KVM"
+                break
+    finally:
+        child.close(force=True)
+    status = child.exitstatus if child.signalstatus is None else None
+    if not problem and not done:
+        problem = f"QEMU exited (status {status}) before the guest finished"
+        if not booted:
+            problem = f"QEMU exited (status {status}) before init started"
+    return Boot(m.accel, shlex.join(cmd), bytes(data), booted, boot_time, done, status, problem,
+                time.monotonic() - start)

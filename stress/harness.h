@@ -1,0 +1,102 @@
+/*
+ * Shared harness for kpv's static stress programs.
+ *
+ * A program declares its options and its statistics as tables, calls
+ * kpv_init() once, loops while kpv_running(), and ends with
+ * `return kpv_finish(&h);`, which prints the one result line kpv parses:
+ *
+ *   @@kpv result <test> ops=<n> elapsed_ms=<n> ops_per_s=<x.y> errors=<n>
+ *       check_failures=<n> <kind>_ops=<n>... <name>=<n>... errno_<NAME>=<n>...
+ *
+ * Statistics live in a MAP_SHARED page made before any fork(), so every
+ * process of a fork tree adds to the same totals; they are updated with
+ * atomics.  A data-check failure is printed to stderr at once (address,
+ * expected, actual) and makes the exit status non-zero.
+ */
+#ifndef KPV_HARNESS_H
+#define KPV_HARNESS_H
+
+#include <stdint.h>
+
+/* Per-program integer option: --<name> <value> or --<name>=<value>. */
+struct kpv_option {
+	const char *name;
+	long *value;		/* holds the default; overwritten when given */
+	const char *help;
+};
+
+enum kpv_stat_kind {
+	KPV_OPS,		/* operations: summed into ops=, printed <name>_ops= */
+	KPV_COUNT,		/* a plain total, printed <name>= */
+	KPV_MAX,		/* largest value seen, printed <name>= */
+	KPV_PEAK,		/* a level moved by +/-; its peak is printed <name>= */
+};
+
+struct kpv_stat {
+	const char *name;
+	enum kpv_stat_kind kind;
+};
+
+#define KPV_MAX_STATS 16
+#define KPV_MAX_ERRNO 160	/* above every Linux errno value */
+
+/* Lives in shared memory: see the file comment. */
+struct kpv_shared {
+	uint64_t stat[KPV_MAX_STATS];
+	uint64_t level[KPV_MAX_STATS];	/* current level of KPV_PEAK stats */
+	uint64_t errno_count[KPV_MAX_ERRNO];
+	uint64_t check_failures;
+};
+
+struct kpv_harness {
+	const char *test;	/* name in the result line */
+	long duration;		/* seconds */
+	long seed;
+	const struct kpv_stat *stats;
+	int nstats;
+	uint64_t start_ns;	/* CLOCK_MONOTONIC */
+	uint64_t deadline_ns;
+	struct kpv_shared *shared;
+};
+
+/* splitmix64: tiny, seedable, and good enough to pick pages and sizes. */
+struct kpv_rng {
+	uint64_t state;
+};
+
+/*
+ * Parse argv (--duration, --seed, --help and the program's options), map the
+ * shared statistics and start the clock.  Exits with status 2 on a usage
+ * error, printing the usage to stderr.
+ */
+void kpv_init(struct kpv_harness *h, const char *test, int argc, char **argv,
+	      const struct kpv_option *opts, int nopts,
+	      const struct kpv_stat *stats, int nstats);
+
+uint64_t kpv_now_ns(void);
+int kpv_running(const struct kpv_harness *h);
+
+/* Independent streams for each process of a tree: same seed, same run. */
+void kpv_rng_init(struct kpv_rng *r, uint64_t seed, uint64_t stream);
+uint64_t kpv_rng_next(struct kpv_rng *r);
+uint64_t kpv_rng_below(struct kpv_rng *r, uint64_t bound);
+
+void kpv_add(struct kpv_harness *h, int stat, uint64_t n);
+void kpv_max(struct kpv_harness *h, int stat, uint64_t value);
+void kpv_level(struct kpv_harness *h, int stat, int64_t delta);
+
+/* Count one failed system call by its errno (pass errno). */
+void kpv_errno(struct kpv_harness *h, int err);
+
+/* A word in memory did not hold what it should. */
+void kpv_check_fail(struct kpv_harness *h, const void *addr,
+		    uint64_t expected, uint64_t actual);
+
+/* Any other failed check (a child killed by a signal, say). */
+void kpv_fail(struct kpv_harness *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Print the result line; returns the exit status (1 on check failures). */
+int kpv_finish(struct kpv_harness *h);
+
+#endif
