@@ -16,11 +16,16 @@ static void usage(const char *prog, const struct kpv_option *opts, int nopts)
 	fprintf(stderr, "usage: %s [--duration S] [--seed N]", prog);
 	for (int i = 0; i < nopts; i++)
 		fprintf(stderr, " [--%s N]", opts[i].name);
-	fprintf(stderr, "\n  --duration S  run for S seconds (default 10)\n"
-		"  --seed N      seed of every random choice (default 1)\n");
-	for (int i = 0; i < nopts; i++)
-		fprintf(stderr, "  --%-12s %s (default %ld)\n", opts[i].name,
+	fprintf(stderr, "\n  --%-14s run for S seconds (default 10)\n"
+		"  --%-14s seed of every random choice (default 1)\n",
+		"duration S", "seed N");
+	for (int i = 0; i < nopts; i++) {
+		char flag[64];
+
+		snprintf(flag, sizeof(flag), "%s N", opts[i].name);
+		fprintf(stderr, "  --%-14s %s (default %ld)\n", flag,
 			opts[i].help, *opts[i].value);
+	}
 }
 
 static int parse_long(const char *s, long *out)

@@ -85,9 +85,9 @@ def test_missing_required_and_bad_toml(tmp_path):
     with pytest.raises(UserError, match=r"series\.source: missing"):
         job.load(path)
     path.write_text("[tree\n")
-    with pytest.raises(UserError, match="not valid TOML"):
+    with pytest.raises(UserError, match=r"not valid TOML"):
         job.load(path)
-    with pytest.raises(UserError, match="job file not found"):
+    with pytest.raises(UserError, match=r"job file not found"):
         job.load(tmp_path / "absent.toml")
 
 
@@ -95,7 +95,7 @@ def test_overrides_apply_and_are_checked(tmp_path):
     j = job.load(write(tmp_path, GOOD))
     o = job.override(j, job.Overrides(vcpus=(1, 4), tests=("fork",), duration=3, accel="tcg"))
     assert (o.vcpus, o.tests, o.duration, o.accel) == ((1, 4), ("fork",), 3, "tcg")
-    with pytest.raises(UserError, match="guest.vcpus"):
+    with pytest.raises(UserError, match=r"guest\.vcpus"):
         job.override(j, job.Overrides(vcpus=(0,)))
-    with pytest.raises(UserError, match="tree.source: .*no such folder"):
+    with pytest.raises(UserError, match=r"tree\.source: .*no such folder"):
         job.override(j, job.Overrides(tree=str(tmp_path / "nowhere")))

@@ -1,0 +1,36 @@
+"""The CLI's bad-input paths that need no kernel: each a clear error, exit 2."""
+
+import json
+
+from pipeline.cli import main
+
+
+def test_missing_qemu_is_a_clear_runner_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no qemu-system-x86_64 anywhere
+    out = tmp_path / "out"
+    assert main(["run", "--out", str(out), "--revisions", "baseline"]) == 2
+    err = capsys.readouterr().err
+    assert "qemu-system-x86_64 not found: install the qemu-system-x86 package" in err
+    # Even a run that could not start leaves its (empty) results behind.
+    assert json.loads((out / "results.json").read_text())["suites"] == []
+    assert (out / "junit.xml").is_file()
+
+
+def test_job_file_typo(tmp_path, capsys):
+    job = tmp_path / "job.toml"
+    job.write_text('[tree]\nsource = "debian:linux-source-6.1"\n[series]\nsourse = "x"\n')
+    assert main(["run", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert str(job) in err and "series.sourse: unknown key" in err
+
+
+def test_unknown_revision_and_bad_cell(tmp_path, capsys):
+    assert main(["run", "--revisions", "v9", "--out", str(tmp_path)]) == 2
+    assert "no revision 'v9'" in capsys.readouterr().err
+    assert main(["run", "--cell", "v1", "--out", str(tmp_path)]) == 2
+    assert "--cell v1: expected REV:VCPUS" in capsys.readouterr().err
+
+
+def test_parse_missing_log(tmp_path, capsys):
+    assert main(["parse", str(tmp_path / "none.log")]) == 2
+    assert "none.log: cannot read" in capsys.readouterr().err
