@@ -17,6 +17,9 @@ from pipeline.kconfig import ARCH
 _CC_ERROR_RE = re.compile(
     r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:\d+:)? (?:fatal )?error: (?P<msg>.*)$", re.M
 )
+# gcc's include chain before an error: "In file included from a.h:3,\n  from init/main.c:12:"
+# the last "from" is the file being compiled.
+_INCLUDED_FROM_RE = re.compile(r"^(?:In file included| +) from ([^\s:]+):\d+[:,]$", re.M)
 _OTHER_ERROR_RE = re.compile(r"^(?:.*\bld\b.*: .*|.*undefined reference.*|.*\berror: .*)$", re.M)
 
 
@@ -32,9 +35,18 @@ class BuildResult:
 
 
 def first_error(log: str, tree: Path | None = None) -> str:
-    """The first compiler error as "file:line: message", else the first error-ish line."""
+    """The first compiler error as "file:line: message", else the first error-ish line.
+
+    An error in a header names the file being compiled too: a broken header
+    surfaces in whichever file includes it first.
+    """
     if m := _CC_ERROR_RE.search(log):
-        return f"{_relative(m.group('file'), tree)}:{m.group('line')}: error: {m.group('msg')}"
+        where = f"{_relative(m.group('file'), tree)}:{m.group('line')}"
+        msg = f"{where}: error: {m.group('msg')}"
+        includer = _INCLUDED_FROM_RE.findall(log[:m.start()].rsplit("\n\n", 1)[-1][-4000:])
+        if includer:
+            msg += f" (compiling {_relative(includer[-1], tree)})"
+        return msg
     if m := _OTHER_ERROR_RE.search(log):
         return m.group(0).strip()
     lines = [ln for ln in log.splitlines() if "***" in ln]
@@ -45,8 +57,8 @@ def _relative(path: str, tree: Path | None) -> str:
     """Paths in O= builds come out absolute or as ../..; show them relative to the tree."""
     if tree is not None and path.startswith(str(tree) + "/"):
         return path[len(str(tree)) + 1:]
-    while path.startswith("../"):
-        path = path[3:]
+    while path.startswith(("../", "./")):
+        path = path.split("/", 1)[1]
     return path
 
 

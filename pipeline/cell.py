@@ -45,19 +45,26 @@ def run(spec: CellSpec, tests: list[GuestTest], cell_dir: Path,
                   {"vcpus": str(spec.vcpus), "numa_nodes": str(spec.numa_nodes)})
     boots: list[tuple[vm.Boot, list[Report]]] = []
     cases = []
+    accel = spec.accel
     with open(cell_dir / "console.log", "wb") as log:
         for t in tests:
             progress(f"{spec.revision} vcpus={spec.vcpus} {t.name}")
             machine = vm.Machine(spec.kernel, spec.initrd, spec.vcpus, spec.memory_mb,
-                                 spec.numa_nodes, spec.accel, f"kpv.test={t.name}")
-            b = vm.boot(machine, log, spec.boot_timeout, t.timeout + spec.test_slack)
+                                 spec.numa_nodes, accel, f"kpv.test={t.name}")
+            b = vm.boot_or_fallback(machine, log, spec.boot_timeout,
+                                    t.timeout + spec.test_slack)
+            if b.fallback:
+                progress(f"{spec.revision} vcpus={spec.vcpus}: {b.fallback}")
+                accel = "tcg"  # once KVM failed here, it will fail for the next boot too
             text = sanitize.clean(b.log)
             marks = markers.parse(text)
             reports = console.attribute(console.parse(text), marks)
             boots.append((b, reports))
             cases.append(test_case(t, b, marks, [r for r in reports if r.test == t.name]))
     first = boots[0][0]
-    suite.properties.update({"accel": first.accel, "qemu_command": first.command})
+    suite.properties.update({"accel": accel, "qemu_command": boots[-1][0].command})
+    if first.fallback:
+        suite.properties["accel_fallback"] = first.fallback
     suite.cases = [boot_case(boots), *cases]
     for c in suite.cases:
         c.artifacts.append(str(cell_dir / "console.log"))

@@ -107,7 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         ctx = runner.prepare(job, run, progress)
         for rev in revisions:
-            runner.run_revision(ctx, rev, run, progress, cells[rev.name])
+            ctx = runner.run_revision(ctx, rev, run, progress, cells[rev.name])
     finally:
         # Whatever happened, what ran so far is written (Ctrl-C included).
         run.save(job.out / "results.json")

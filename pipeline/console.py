@@ -1,11 +1,33 @@
 """Kernel reports in a console log: what, where, which test.
 
-parse(log) is pure: no I/O, never raises on any input.
+parse(log) finds every report (lockdep splat, BUG, WARNING, oops, panic,
+lockup, hung task, RCU stall) and names it `<what> in <function>`, the way
+syzkaller's pkg/report titles them, so one bug gets one title across runs,
+vCPU counts and kernel eras (2.6.3x and 6.x print the same report
+differently). attribute() hands each report to the test whose markers
+enclose it. Both are pure: no I/O, and they never raise on any input.
+
+How a report is found:
+  1. One regex over the whole log finds the few lines that could start a
+     report (a cheap prefilter: most console lines are never looked at).
+  2. The first FORMATS row whose header matches names the report's type.
+  3. The report then takes the following lines of its own printk context
+     (CONFIG_PRINTK_CALLER's `[T1]`/`[C0]`), through its call trace, and up
+     to `---[ end trace ... ]---` for the kinds that print one.
+
+Lines are numbered as str.splitlines() numbers them, like pipeline.markers,
+so a report's first_line and a marker's line compare directly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+import re
+from dataclasses import dataclass, field, replace
+from itertools import accumulate
+
+from pipeline import sanitize
+from pipeline.markers import Marker
 
 
 @dataclass
@@ -18,3 +40,614 @@ class Report:
     test: str | None = None  # the test it belongs to; None for the boot
     first_line: int = 0  # 0-based line in the console log where it starts
     corrupted: bool = False  # cut short or interleaved beyond repair
+    last_line: int = 0  # 0-based line in the console log where it ends
+    reason: str = ""  # why it is corrupted; empty when it is not
+    chain: list[str] = field(default_factory=list)  # circular lockdep: the dependency chain's locks
+    signature: str = ""  # equal for the same bug seen twice: the type and the title or lock cycle
+
+
+@dataclass(frozen=True)
+class Format:
+    """One kind of report header: how to recognise it and how to title it."""
+
+    type: str  # Report.type
+    header: str  # regex searched in a line's text; named groups feed `title`
+    title: str  # str.format template: {func} and the header's named groups
+    where: tuple[str, ...] = ("trace",)  # where {func} comes from, first found wins
+    stack: bool = True  # a call trace is expected; without one the report is corrupted
+    body: str = "trace"  # what follows the header: "trace", "line" (nothing) or "tail"
+    tail: str = ""  # for body="tail": the lines that still belong to the report
+    inside: bool = False  # in an open report of the same context, part of that report
+    skip: str = ""  # regex of extra frames to skip for this kind, beyond _SKIP
+    end: bool = False  # printed through `---[ end trace ]---` (WARN, oops, panic)
+
+
+# Lockdep's old banners were `[ INFO: ... ]` and `[ BUG: ... ]`; 4.x on print
+# `WARNING: ...`. One alternation covers both eras and keeps rows readable.
+_LOCKDEP = r"(?:WARNING|INFO|BUG): "
+
+# Lines of a lockdep report that has no call trace: the kernel ident, the
+# dashes, the task line and the held-lock list.
+_LOCKDEP_TAIL = (r"^\s*(?:-{5,}|\S+ #\d+|\S+/\d+ is leaving|\d+ locks? held by|no locks held by"
+                 r"|#\d+: )")
+
+# Frames that schedule away rather than wait on something: a hung task or a
+# sleeping-in-atomic report names the caller that went to sleep.
+_SCHED = (r"__schedule\w*|schedule|schedule_\w+|preempt_schedule\w*|io_schedule\w*"
+          r"|__wait_for_common|wait_for_common\w*|wait_for_completion\w*|__wait_\w+")
+
+# Order matters: the first row that matches wins, so specific rows come first.
+FORMATS: tuple[Format, ...] = (
+    Format("lockdep-circular", _LOCKDEP + r"possible circular locking dependency detected",
+           "possible deadlock in {func}", where=("trace", "acquire")),
+    Format("lockdep-recursive", _LOCKDEP + r"possible recursive locking detected",
+           "possible deadlock in {func}", where=("trace", "acquire")),
+    Format("lockdep-irq-inversion", _LOCKDEP + r"possible irq lock inversion dependency detected",
+           "possible deadlock in {func}"),
+    Format("lockdep-safe-to-unsafe",
+           _LOCKDEP + r"(?:HARD|SOFT)IRQ-(?:READ-)?safe -> (?:HARD|SOFT)IRQ-(?:READ-)?unsafe"
+           r" lock order detected",
+           "possible deadlock in {func}"),
+    Format("lockdep-inconsistent", _LOCKDEP + r"inconsistent lock state",
+           "inconsistent lock state in {func}"),
+    Format("lockdep-invalid-wait-context", r"BUG: Invalid wait context",
+           "invalid wait context in {func}", where=("trace", "acquire")),
+    Format("lockdep-bad-unlock", _LOCKDEP + r"bad unlock balance detected",
+           "bad unlock balance in {func}"),
+    Format("lockdep-held-lock-freed", _LOCKDEP + r"held lock freed",
+           "held lock freed in {func}"),
+    # Printed on the way out to user space, with the held locks but no stack:
+    # the lock's own `at:` is the place to name.
+    Format("lockdep-held-at-return", _LOCKDEP + r"lock held when returning to user space",
+           "lock held when returning to user space in {func}", where=("acquire",),
+           stack=False, body="tail", tail=_LOCKDEP_TAIL),
+    Format("lockdep-suspicious-rcu",
+           _LOCKDEP + r"suspicious (?:RCU|rcu_dereference_check\(\)) usage",
+           "suspicious RCU usage in {func}"),
+    # Lockdep ran out of room and stopped checking; the stack says who ran out.
+    Format("lockdep-off", r"BUG: MAX_(?P<what>\w+) too low!",
+           "lockdep turned off: MAX_{what} too low"),
+    # Also printed inside sleep-in-atomic and hung-task reports once lockdep
+    # is off; on its own it still says that locking went unchecked from here.
+    Format("lockdep-off", r"INFO: lockdep is turned off", "lockdep is turned off",
+           stack=False, body="line", inside=True),
+    Format("lockdep-off", r"Disabling lock debugging due to kernel taint",
+           "lock debugging disabled due to kernel taint",
+           stack=False, body="line", inside=True),
+    Format("sleep-in-atomic", r"BUG: sleeping function called from invalid context",
+           "sleeping function called from invalid context in {func}", skip=_SCHED),
+    Format("scheduling-while-atomic", r"BUG: scheduling while atomic",
+           "scheduling while atomic in {func}", skip=_SCHED),
+    # The stuck CPU's RIP is where it spins; its trace starts in the timer IRQ.
+    Format("soft-lockup", r"BUG: soft lockup - CPU#\d+ stuck", "soft lockup in {func}",
+           where=("rip", "trace")),
+    Format("hard-lockup", r"Watchdog detected hard LOCKUP on cpu", "hard lockup in {func}",
+           where=("rip", "trace")),
+    Format("hung-task", r"INFO: task \S.* blocked for more than \d+ seconds",
+           "task hung in {func}", skip=_SCHED),
+    Format("rcu-stall", r"INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?",
+           "rcu detected stall in {func}", where=("rip", "trace"), skip=r"rcu_\w+"),
+    Format("panic", r"Kernel panic - not syncing: ?(?P<msg>.*)", "kernel panic: {msg}",
+           stack=False, end=True),
+    Format("oops", r"BUG: (?:unable to handle )?kernel NULL pointer dereference",
+           "kernel NULL pointer dereference in {func}", where=("rip", "trace"), end=True),
+    Format("oops", r"BUG: unable to handle (?:kernel paging request|page fault for address)",
+           "unable to handle kernel paging request in {func}", where=("rip", "trace"),
+           end=True),
+    # ` ip:` is the kernel's one-line note about a user process's fault, not a
+    # kernel report.
+    Format("oops", r"general protection fault(?! ip:)", "general protection fault in {func}",
+           where=("rip", "trace"), end=True),
+    # Follows `kernel BUG at` and the page fault BUGs, so it is part of them.
+    Format("oops", r"\b(?P<what>Oops|invalid opcode|divide error|stack segment): .*\[#\d+\]",
+           "{what} in {func}", where=("rip", "trace"), inside=True, end=True),
+    Format("bug", r"kernel BUG at ", "kernel BUG in {func}", where=("rip", "trace"), end=True),
+    Format("bug", r"BUG: Bad page (?P<what>state|map)", "Bad page {what} in {func}",
+           skip=r"bad_page|free_page_is_bad\w*|print_bad_pte"),
+    Format("bug", r"BUG: KASAN: (?P<what>[\w-]+) in (?P<func>\w+)", "KASAN: {what} in {func}",
+           where=("header", "trace")),
+    Format("bug", r"INFO: trying to register non-static key",
+           "trying to register non-static key in {func}"),
+    Format("bug", r"BUG: (?P<what>(?:spinlock|rwlock) .+?) on CPU", "BUG: {what} in {func}"),
+    Format("bug", r"BUG: (?P<words>.*)", "BUG{words} in {func}", stack=False),
+    # WARN() in every era: 2.6.3x `WARNING: at file:line func+0x..()`,
+    # 3.x-6.x `WARNING: CPU: 1 PID: 1 at file:line func+0x..`, 6.19+
+    # `WARNING: file:line at func+0x.., CPU#0: comm/1`.
+    Format("warning",
+           r"WARNING: (?:CPU: \d+ PID: \d+ at |at )?\S+:\d+ (?:at )?(?P<func>[\w.]+)\+0x",
+           "WARNING in {func}", where=("header", "rip", "trace"), end=True),
+    Format("warning", r"WARNING: (?P<words>.*)", "WARNING{words} in {func}", stack=False),
+)
+
+# Every row's header contains one of these: the prefilter run over the whole
+# log. test_console checks that each row's examples pass it.
+_HINT_RE = re.compile(
+    r"BUG|WARNING|INFO: |Oops|protection fault|Kernel panic|LOCKUP|lock debugging"
+    r"|invalid opcode|divide error|stack segment")
+
+_HEADERS = tuple(re.compile(f.header) for f in FORMATS)
+# All rows at once, to turn most lines down with one search; rows reuse group
+# names, which one pattern cannot.
+_ANY_HEADER_RE = re.compile(
+    "|".join(re.sub(r"\(\?P<\w+>", "(?:", f"(?:{f.header})") for f in FORMATS))
+
+# printk's prefix: an optional syslog level, the timestamp, and with
+# CONFIG_PRINTK_CALLER the caller (`[T1]` task, `[C0]` CPU), which some
+# consoles print after a space. Searched, not matched: the guest's own output
+# can run into a kernel line on the serial console.
+_PREFIX_RE = re.compile(r"(?:<\d+>)?\[ *\d+\.\d+\](?: ?\[ *([CT]\d+)\])? ?")
+
+# Lockdep's banner, printed just before its header line.
+_BANNER_RE = re.compile(r"^\s*={5,}\s*$")
+# WARN's, printed before the message and the header.
+_CUT_HERE = "[ cut here ]"
+_WARN_MESSAGE_MAX = 4  # own lines of WARN message between `[ cut here ]` and the header
+
+_TRACE_START_RE = re.compile(r"Call [Tt]race:|Backtrace:")
+
+# A frame: 6.x `func+0x1a/0x2b [mod]`, 2.6.3x `[<ffffffff81234567>] func+0x1a/0x2b`
+# (either with a leading `? ` when unreliable, or a `<IRQ>`/`<EOI>` stack
+# switch on the same line), or symbolised `func (mm/mmap.c:2053)`.
+_FRAME_RE = re.compile(
+    r"^\s*(?:<(?:IRQ|EOI|NMI)>\s*)?(?:\[<?[0-9a-f]+>?\]\s*){0,2}(\? )?\s*([A-Za-z_][\w.]*)"
+    r"(?:\+0x[0-9a-f]+/0x[0-9a-f]+|\s+\([^()]*:\d+(?::\d+)?\))")
+
+# The other lines a call trace holds: stack switches, and the registers shown
+# where an IRQ or syscall entry interrupted the code.
+_TRACE_OTHER_RE = re.compile(
+    r"^\s*(?:</?(?:TASK|IRQ|NMI|SOFTIRQ|EOI)>"
+    r"|(?:RIP|RSP|RAX|RBX|RCX|RDX|RSI|RDI|RBP|R\d+|FS|GS|CS|DS|ES|CR\d|DR\d|EFLAGS"
+    r"|ORIG_RAX|PKRU|Code):)")
+
+_TRACE_END = "</TASK>"
+
+# Printed once a WARN, oops or panic is over.
+_TERMINATOR_RE = re.compile(r"---\[ end (?:trace|Kernel panic)")
+
+# The faulting or interrupted instruction: x86_64 (6.x and 2.6.3x), i386, arm, arm64.
+_RIP_RE = re.compile(
+    r"(?:\bR?IP: (?:[0-9a-f]{4}:)?|EIP is at |PC is at |\bpc : )"
+    r"(?:\[<[0-9a-f]+>\]\s*){0,2}([A-Za-z_][\w.]*)\+0x")
+
+# Where a lock was taken: `..., at: func+0x1a/0x2b` (2.6.3x: `at: [<...>] func+...`).
+_AT_RE = re.compile(r", at: (?:\[<[0-9a-f]+>\]\s*)?([A-Za-z_][\w.]*)\+0x")
+
+# A lock class with its usage bits, `(&mm->mmap_lock){++++}-{3:3}`; usage
+# letters are + - . ? only, which keeps other `){` out.
+_LOCK_USAGE_RE = re.compile(r"\)\{[-+.?]+\}")
+_CHAIN_RE = re.compile(r"^\s*-> #\d+ \(")
+
+# Frames that name machinery rather than the place of the bug: lockdep, the
+# lock primitives, might_sleep, printk and stack dumping, WARN/BUG traps and
+# the IRQ and NMI plumbing a stall's trace runs through. Matched against the
+# whole function name (compiler suffixes such as .cold already removed).
+_SKIP = (
+    r"lock_acquire\w*|__lock_acquire\w*|lock_release|__lock_release|lock_acquired"
+    r"|lock_contended|lockdep_\w+|__lockdep_\w+|validate_chain|check_\w+|mark_lock\w*"
+    r"|mark_usage|mark_held_locks|valid_state|print_\w+|debug_\w+|__debug_\w+"
+    r"|_raw_\w+|__raw_\w+|do_raw_\w+|raw_spin_\w+|spin_\w+|_spin_\w+|__spin_\w+|queued_\w+"
+    r"|native_queued_\w+|__pv_queued_\w+|read_lock\w*|write_lock\w*|read_unlock\w*"
+    r"|write_unlock\w*|mutex_\w+|__mutex_\w+|down|down_\w+|__down\w*|up|up_\w+|__up\w*"
+    r"|rwsem_\w+|__rwsem_\w+|percpu_down_\w+|percpu_up_\w+|__percpu_down\w*|rwbase_\w+"
+    r"|rt_mutex\w*|__rt_mutex\w*"
+    r"|__might_\w+|___might_sleep|might_fault|__cant_sleep|__cant_migrate"
+    r"|dump_stack\w*|show_stack|show_trace\w*|show_regs|__show_regs|printk\w*|vprintk\w*"
+    r"|_printk|panic|nmi_panic|__warn\w*|warn_\w+|report_bug|handle_bug|exc_invalid_op"
+    r"|asm_exc_\w+|do_invalid_op|do_trap|do_error_trap|invalid_op|oops_\w+|die|__die\w*"
+    r"|__schedule_bug|schedule_debug"
+    r"|nmi_cpu_backtrace\w*|nmi_trigger_cpumask_backtrace|arch_trigger_cpumask_backtrace"
+    r"|trigger_\w+backtrace\w*|watchdog_\w+|__sysvec_\w+|sysvec_\w+|asm_sysvec_\w+"
+    r"|asm_common_interrupt|common_interrupt|__irq_exit_rcu|irq_exit_rcu|irq_exit"
+    r"|update_process_times|tick_\w+|__hrtimer_\w+|hrtimer_\w+|handle_irq_event\w*"
+    r"|__handle_irq_event\w*|local_apic_timer_interrupt|smp_apic_timer_interrupt"
+    r"|apic_timer_interrupt|scheduler_tick"
+)
+_SKIP_RE = re.compile(_SKIP)
+_ROW_SKIP = {f.skip: re.compile(f.skip) for f in FORMATS if f.skip}
+
+_TITLE_MAX = 120
+
+# A report that reaches these sizes without ending lost its end in the noise.
+_HEAD_MAX = 400  # own lines before the call trace (long lockdep chains, lock lists)
+_HEAD_OPTIONAL_MAX = 40  # the same, where a call trace may not come at all
+_TRACE_MAX = 400  # own lines of call trace
+_AFTER_MAX = 20  # own lines between a trace's end and `---[ end trace`
+_NOISE_MAX = 20  # foreign lines dropped inside an open <TASK> block (no caller info)
+_SPAN_MAX = 20000  # console lines a report may span, its own and other contexts'
+_QUIET_MAX = 500  # other contexts' lines after a trace that end a report whose own went quiet
+
+_BANNER_LOOKBACK = 50  # console lines to look back for a banner, past other contexts'
+_VARYING_RE = re.compile(r"[\d=\[\]]|:.")  # a word of a message that varies run to run
+
+_LINE_ENDS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits on
+
+
+@dataclass(frozen=True)
+class _Line:
+    text: str  # the cleaned line from its printk prefix on
+    body: str  # the text after the prefix
+    context: str | None  # `T1`/`C0` with CONFIG_PRINTK_CALLER
+    kernel: bool  # has a printk timestamp
+
+
+def _read(raw: str) -> _Line:
+    """One console line, cleaned, split into printk prefix and text."""
+    line = sanitize.clean(raw.rstrip(_LINE_ENDS))
+    m = _PREFIX_RE.search(line)
+    if m is None:
+        return _Line(line, line, None, False)
+    return _Line(line[m.start():], line[m.end():], m.group(1), True)
+
+
+class _Log:
+    """The console log as lines, read lazily: most lines are never looked at."""
+
+    def __init__(self, log: str) -> None:
+        self.log = log
+        self.raw = log.splitlines(keepends=True)
+        self.ends = list(accumulate(map(len, self.raw)))  # offset just past each line
+        # Where the kernel stamps its lines, a line without a stamp is the
+        # guest's own output (a test printing "BUG:"), never a kernel report.
+        self.timed = _PREFIX_RE.search(log) is not None
+        self._cache: dict[int, _Line] = {}
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def line(self, n: int) -> _Line:
+        got = self._cache.get(n)
+        if got is None:
+            got = self._cache[n] = _read(self.raw[n])
+        return got
+
+    def hints(self):
+        """Indices of the lines that could hold a report header, in order."""
+        pos = 0
+        while (m := _HINT_RE.search(self.log, pos)) is not None:
+            n = bisect.bisect_right(self.ends, m.start())
+            if n >= len(self.raw):
+                return
+            yield n
+            pos = self.ends[n]
+
+
+def _header(body: str) -> int | None:
+    """The index in FORMATS of the row that matches this text, if any."""
+    if _ANY_HEADER_RE.search(body) is None:
+        return None
+    return next(i for i, h in enumerate(_HEADERS) if h.search(body))
+
+
+def _func_name(raw: str) -> str:
+    """A function name without compiler suffixes (.cold, .isra.0, .constprop.0)."""
+    return raw.split(".", 1)[0]
+
+
+def _lock_names(body: str) -> list[str]:
+    """Lock class names in a line; a name may hold balanced parentheses."""
+    names = []
+    for m in _LOCK_USAGE_RE.finditer(body):
+        depth, start = 0, m.start()
+        for i in range(m.start(), -1, -1):
+            depth += {")": 1, "(": -1}.get(body[i], 0)
+            if depth == 0:
+                start = i
+                break
+        if depth == 0 and start < m.start():
+            names.append(body[start + 1:m.start()])
+    return names
+
+
+def _what(msg: str) -> str:
+    """The words of a free-form BUG/WARNING message that stay the same run to run.
+
+    Drops the task, addresses, counts and key=value fields that vary
+    (`init/1 still has locks held!` -> `still has locks held`), stopping at
+    the first such word once some words are kept.
+    """
+    kept: list[str] = []
+    for word in msg.split():
+        if _VARYING_RE.search(word):
+            if kept:
+                break
+            continue
+        kept.append(word)
+    return " ".join(kept).strip(" !:,.-")
+
+
+@dataclass
+class _Report:
+    """A report being read: the lines taken so far and what they say."""
+
+    fmt: Format
+    match: re.Match[str]
+    context: str | None
+    kernel: bool
+    lines: list[tuple[int, str]] = field(default_factory=list)  # (line number, text)
+    frames: list[str] = field(default_factory=list)
+    locks: list[str] = field(default_factory=list)
+    chain: list[str] = field(default_factory=list)
+    rip: str = ""
+    acquire: list[str] = field(default_factory=list)  # `at:` functions of the locks shown
+    phase: str = "head"  # head (before the call trace), trace, after, done
+    in_task: bool = False  # inside a 6.x <TASK> ... </TASK> block
+    counts: dict[str, int] = field(default_factory=dict)  # own lines seen per phase
+    reason: str = ""
+
+    def owns(self, line: _Line) -> bool:
+        """Whether a line belongs to this report's printk context."""
+        if self.kernel and not line.kernel:
+            return False
+        return line.context == self.context
+
+    def take(self, n: int, line: _Line) -> None:
+        self.lines.append((n, line.text))
+        body = line.body
+        if "){" in body:
+            names = _lock_names(body)
+            self.locks.extend(x for x in dict.fromkeys(names) if x not in self.locks)
+            if names and _CHAIN_RE.match(body):
+                self.chain.append(names[0])
+        if not self.rip and (m := _RIP_RE.search(body)):
+            self.rip = _func_name(m.group(1))
+        if ", at: " in body and (m := _AT_RE.search(body)):
+            self.acquire.append(_func_name(m.group(1)))
+
+    def bump(self, what: str, limit: int) -> bool:
+        """Count one more line of a kind; True once there are too many."""
+        self.counts[what] = self.counts.get(what, 0) + 1
+        return self.counts[what] > limit
+
+
+def _feed(rep: _Report, n: int, line: _Line) -> bool:
+    """Offer one own-context line to a report; False when the report has ended."""
+    fmt = rep.fmt
+    if fmt.body == "line":
+        return False
+    if fmt.body == "tail":
+        if not re.search(fmt.tail, line.body):
+            return False
+        rep.take(n, line)
+        return True
+    if rep.phase == "head":
+        return _feed_head(rep, n, line)
+    if rep.phase == "trace":
+        return _feed_trace(rep, n, line)
+    return _feed_after(rep, n, line)
+
+
+def _feed_head(rep: _Report, n: int, line: _Line) -> bool:
+    if rep.bump("head", _HEAD_MAX if rep.fmt.stack else _HEAD_OPTIONAL_MAX):
+        if rep.fmt.stack:
+            rep.reason = "no call trace"
+        return False
+    rep.take(n, line)
+    if _TRACE_START_RE.search(line.body):
+        rep.phase = "trace"
+    elif _TERMINATOR_RE.search(line.body):
+        rep.phase = "done"
+        return False
+    return True
+
+
+def _feed_trace(rep: _Report, n: int, line: _Line) -> bool:
+    body = line.body
+    frame = _FRAME_RE.match(body)
+    if frame is None and not _TRACE_OTHER_RE.match(body):
+        if rep.in_task:
+            # 6.x closes every trace with </TASK>: a line that is no part of
+            # one before it came from elsewhere (a console without caller
+            # info). Drop a few; past that the end was lost.
+            if rep.bump("noise", _NOISE_MAX):
+                rep.reason = "call trace not closed"
+                return False
+            return True
+        rep.phase = "after"
+        return _feed_after(rep, n, line)
+    if rep.bump("trace", _TRACE_MAX):
+        rep.reason = "call trace too long"
+        return False
+    rep.take(n, line)
+    if frame is not None and frame.group(1) is None:
+        rep.frames.append(_func_name(frame.group(2)))
+    if "<TASK>" in body:
+        rep.in_task = True
+    if _TRACE_END in body:
+        # Complete, unless an end marker still follows: stop here rather than
+        # read on to a next own line that may never come.
+        rep.phase = "after" if rep.fmt.end else "done"
+        return rep.fmt.end
+    return True
+
+
+def _feed_after(rep: _Report, n: int, line: _Line) -> bool:
+    """After the trace: WARN, oops and panic still print up to `---[ end ... ]---`."""
+    if not rep.fmt.end:
+        rep.phase = "done"
+        return False
+    if rep.bump("after", _AFTER_MAX):
+        # No end marker came: the lines kept for it are someone else's.
+        del rep.lines[len(rep.lines) - _AFTER_MAX:]
+        return False
+    rep.take(n, line)
+    if _TERMINATOR_RE.search(line.body):
+        rep.phase = "done"
+        return False
+    return True
+
+
+def _collect(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
+    """Read a report on from its header at line n, through its own context's lines."""
+    stop = min(len(log), n + _SPAN_MAX)
+    quiet = 0
+    for k in range(n + 1, stop):
+        line = log.line(k)
+        if k in taken or not rep.owns(line):
+            quiet += 1
+            if quiet > _QUIET_MAX and rep.phase != "head":
+                # The context fell silent after its trace (a task that exited).
+                break
+            continue
+        quiet = 0
+        row = _header(line.body) if _HINT_RE.search(line.body) else None
+        if row is not None and not FORMATS[row].inside:
+            if rep.phase == "trace" and rep.in_task:
+                rep.reason = "interrupted in its call trace"
+            break
+        if not _feed(rep, k, line):
+            break
+    else:
+        _cut(rep, stop < len(log))
+    if rep.phase == "head" and not rep.fmt.stack and rep.fmt.body == "trace":
+        # An optional trace that never came: what followed was not this report.
+        del rep.lines[1:]
+
+
+def _cut(rep: _Report, too_long: bool) -> None:
+    """The log (or the span allowed) ended while the report was still open."""
+    if rep.fmt.body != "trace":
+        return
+    if too_long:
+        rep.reason = "too long"
+    elif rep.phase == "trace":
+        rep.reason = "console ends in its call trace"
+    elif rep.phase == "head" and rep.fmt.stack:
+        rep.reason = "console ends before its call trace"
+
+
+def _banner(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
+    """Take what was printed just before the header: lockdep's `=====` row, or
+    WARN's `[ cut here ]` and the message WARN(cond, fmt) prints after it."""
+    own: list[tuple[int, _Line]] = []
+    for k in range(n - 1, max(n - _BANNER_LOOKBACK, -1), -1):
+        line = log.line(k)
+        if not rep.owns(line):
+            continue
+        if k in taken or (_HINT_RE.search(line.body) and _header(line.body) is not None):
+            break
+        own.append((k, line))
+        if _CUT_HERE in line.body:
+            rep.lines[:0] = [(k, ln.text) for k, ln in reversed(own)]
+            return
+        if len(own) == _WARN_MESSAGE_MAX + 1:
+            break
+    if own and _BANNER_RE.match(own[0][1].body):
+        rep.lines.insert(0, (own[0][0], own[0][1].text))
+
+
+def _pick_func(rep: _Report) -> str:
+    """The function the title names: the first source in fmt.where that has one."""
+    row_skip = _ROW_SKIP.get(rep.fmt.skip)
+
+    def useful(name: str) -> bool:
+        return not _SKIP_RE.fullmatch(name) and not (row_skip and row_skip.fullmatch(name))
+
+    sources = {
+        "header": [_func_name(rep.match.groupdict().get("func") or "")],
+        "rip": [rep.rip],
+        "acquire": rep.acquire,
+        "trace": rep.frames,
+    }
+    for source in rep.fmt.where:
+        name = next((f for f in sources[source] if f and useful(f)), "")
+        if name:
+            return name
+    return ""
+
+
+def _title(rep: _Report, func: str) -> str:
+    groups = {k: (v or "") for k, v in rep.match.groupdict().items()}
+    if "words" in groups:
+        words = _what(groups["words"])
+        groups["words"] = f": {words}" if words else ""
+    template = rep.fmt.title if func else rep.fmt.title.replace(" in {func}", "")
+    title = template.format(**{**groups, "func": func})
+    return " ".join(title.split())[:_TITLE_MAX]
+
+
+def _signature(type_: str, title: str, chain: list[str]) -> str:
+    # One inversion reached from two places has two titles but one lock cycle.
+    if chain:
+        return f"{type_}: " + " ".join(sorted(set(chain)))
+    return f"{type_}: {title}"
+
+
+def _finish(rep: _Report) -> Report:
+    reason = rep.reason
+    if not reason and rep.fmt.stack and not rep.frames:
+        reason = "no call trace"
+    title = _title(rep, _pick_func(rep))
+    return Report(
+        type=rep.fmt.type,
+        title=title,
+        text="\n".join(t for _, t in rep.lines),
+        locks=rep.locks,
+        frames=rep.frames,
+        first_line=rep.lines[0][0],
+        last_line=rep.lines[-1][0],
+        corrupted=bool(reason),
+        reason=reason,
+        chain=rep.chain,
+        signature=_signature(rep.fmt.type, title, rep.chain),
+    )
+
+
+def parse(log: str) -> list[Report]:
+    """Every kernel report in a console log, in the order they start.
+
+    Lines of other printk contexts (other tasks, other CPUs) interleaved with
+    a report are left out of it; a report the console cut short, or whose
+    end got lost, comes back with corrupted=True and a reason.
+    """
+    lines = _Log(log)
+    taken: set[int] = set()
+    out = []
+    for n in lines.hints():
+        if n in taken:
+            continue
+        line = lines.line(n)
+        if lines.timed and not line.kernel:
+            continue
+        row = _header(line.body)
+        if row is None:
+            continue
+        fmt = FORMATS[row]
+        rep = _Report(fmt, _HEADERS[row].search(line.body), line.context, line.kernel)
+        rep.take(n, line)
+        _collect(lines, n, rep, taken)
+        _banner(lines, n, rep, taken)
+        taken.update(k for k, _ in rep.lines)
+        out.append(_finish(rep))
+    out.sort(key=lambda r: r.first_line)
+    return out
+
+
+def attribute(reports: list[Report], markers: list[Marker]) -> list[Report]:
+    """Copies of the reports, each with `test` set to the test running at its first line.
+
+    A test runs from its `start` marker to its `end` marker; one that never
+    ended (it hung, or the kernel died) runs until the next start, boot or
+    done marker, or to the end of the log. None means the boot.
+    """
+    spans = _spans(markers)
+    return [replace(r, test=_test_at(spans, r.first_line)) for r in reports]
+
+
+def _spans(markers: list[Marker]) -> list[tuple[int, int, str]]:
+    spans = []
+    open_: Marker | None = None
+    for m in markers:
+        if m.kind == "end" and open_ is not None and m.test == open_.test:
+            spans.append((open_.line, m.line, open_.test or ""))
+            open_ = None
+        elif m.kind in ("start", "boot", "done"):
+            if open_ is not None:
+                spans.append((open_.line, m.line - 1, open_.test or ""))
+            open_ = m if m.kind == "start" and m.test else None
+    if open_ is not None:
+        spans.append((open_.line, 1 << 62, open_.test or ""))
+    return spans
+
+
+def _test_at(spans: list[tuple[int, int, str]], line: int) -> str | None:
+    return next((test for start, end, test in spans if start <= line <= end), None)

@@ -11,7 +11,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,8 +60,11 @@ def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
 
 
 def run_revision(ctx: Context, rev: series.Revision, run: Run,
-                 progress: Callable[[str], None], cells: list[int]) -> None:
-    """apply → kconfig → build → cells; each stage's outcome becomes a case."""
+                 progress: Callable[[str], None], cells: list[int]) -> Context:
+    """apply → kconfig → build → cells; each stage's outcome becomes a case.
+
+    Returns the context for the next revision: on TCG if KVM had to be given up.
+    """
     rdir = ctx.out / rev.name
     rdir.mkdir(parents=True, exist_ok=True)
     suite = run.add(Suite(cell.suite_name(rev.name), rev.name, None, _rev_props(ctx, rev)))
@@ -76,10 +79,15 @@ def run_revision(ctx: Context, rev: series.Revision, run: Run,
                                  ctx.job.numa_nodes, ctx.accel, ctx.job.boot_timeout,
                                  ctx.job.test_slack)
             s = cell.run(spec, ctx.tests, rdir / f"vcpus-{n}", progress)
+            if "accel_fallback" in s.properties:
+                ctx = replace(ctx, accel="tcg")
+                run.properties["accel"] = "tcg"
+                run.properties["accel_reason"] = s.properties["accel_fallback"]
             s.properties.update(suite.properties)
             run.add(s)
             _stage_time(run, "boot+run", t0)
         run.save(ctx.out / "results.json")
+    return ctx
 
 
 def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, run: Run,

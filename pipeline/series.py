@@ -1,19 +1,39 @@
-"""Read a patch series: its revisions, each an ordered list of patches.
+"""Read a patch series from wherever it lives: its revisions, each an ordered list of patches.
 
-For now a series is a folder: either with a series.toml naming its revisions
-(each a subfolder of `git format-patch` files), or a folder of subfolders (one
-revision each, in name order), or a folder of .patch files (one revision).
+Sources (`load` tells them apart in this order):
+- a patchwork series: `pw:<id>` or a series/patch URL (pipeline.patchwork);
+- a lore thread: a Message-ID, `lore:<msgid>` or an archive URL (pipeline.lore);
+- a folder: with a series.toml naming its revisions, a maildir, a quilt
+  `series` file, subfolders of patches (one revision each), or *.patch files;
+- a file: an mbox (plain or .gz), a single mail or diff, or a plain-text
+  thread whose replies quote the patches (pipeline.quoted).
+
+Mails are grouped into revisions by the versions in their subjects
+(pipeline.mailseries) and written one patch a file under the cache, so every
+revision is a tuple of files `git am` can take. A revision with a missing or
+conflicting patch lists its problems; asking for it with `revision()` then
+raises, since kpv never guesses what the missing patch held.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import cache, lore, mailseries, mbox, patchwork, quoted, udiff
 from pipeline.errors import UserError
 
 BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class PatchInfo:
+    subject: str
+    msgid: str = ""
+    author: str = ""
+    trailers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -22,6 +42,19 @@ class Revision:
     patches: tuple[Path, ...]  # in order
     description: str = ""
     expect: str = ""  # what the series says should happen: pass, lockdep, build-error
+    quoted: bool = False  # recovered from quotes in replies: NOT the author's own mail
+    origin: str = ""  # where it came from, for people: a URL, "quoted by X in message 3"
+    message_id: str = ""  # of the cover letter, else of the first patch
+    base_commit: str = ""  # from a `base-commit:` line
+    problems: tuple[str, ...] = ()  # "patch 2/3 missing": the revision cannot be applied
+    trailers: tuple[str, ...] = ()  # for the whole revision (from replies to the cover)
+    info: tuple[PatchInfo, ...] = ()  # one per patch, when the patches came as mails
+
+    def check(self) -> None:
+        """Raise UserError when the revision is incomplete or inconsistent."""
+        if self.problems:
+            raise UserError(f"revision {self.name}: {'; '.join(self.problems)} "
+                            f"(from {self.origin or 'the series'}); kpv does not guess")
 
 
 @dataclass(frozen=True)
@@ -32,34 +65,199 @@ class Series:
     meta: dict = field(default_factory=dict)  # the rest of series.toml, for the record
 
     def revision(self, name: str) -> Revision:
+        """The revision to apply; raises UserError if unknown or incomplete."""
         if name == BASELINE:
             return Revision(BASELINE, (), "the base tree, no patches", "pass")
         for r in self.revisions:
             if r.name == name:
+                r.check()
                 return r
         known = ", ".join([BASELINE, *(r.name for r in self.revisions)])
         raise UserError(f"{self.source}: no revision {name!r} (known: {known})")
 
 
-def load(source: str) -> Series:
+def is_remote(source: str) -> bool:
+    """True for lore and patchwork sources (no local path to check)."""
+    return not Path(source).exists() and bool(patchwork.parse(source) or lore.parse(source))
+
+
+def load(source: str, refresh: bool = False) -> Series:
+    """The series at source; UserError naming the source when it holds no patches.
+
+    refresh: fetch lore and patchwork sources again instead of using the cache.
+    """
     path = Path(source)
     if not path.exists():
-        raise UserError(f"{source}: no such series file or folder")
+        if pw := patchwork.parse(source):
+            return _from_patchwork(source, *pw, refresh=refresh)
+        if lr := lore.parse(source):
+            return _from_lore(source, *lr, refresh=refresh)
+        raise UserError(f"{source}: no such series file or folder (nor a Message-ID, lore "
+                        "URL or patchwork series)")
     if path.is_file():
-        return Series(path.stem, source, (Revision(path.stem, (path,)),))
+        return _from_file(path, source)
     if (path / "series.toml").is_file():
         return _from_toml(path)
+    if mbox.is_maildir(path):
+        return _from_mails(source, path.name, mbox.read_maildir(path), str(path))
+    if (path / "series").is_file():
+        return _from_quilt(path, source)
     subdirs = sorted(d for d in path.iterdir() if d.is_dir() and _patches(d))
     if subdirs:
-        revs = tuple(Revision(d.name, _patches(d)) for d in subdirs)
+        revs = tuple(_folder_revision(d.name, _patches(d), str(d)) for d in subdirs)
         return Series(path.name, source, revs)
     if patches := _patches(path):
-        return Series(path.name, source, (Revision(path.name, patches),))
-    raise UserError(f"{source}: no patches found (expected *.patch files or revision folders)")
+        return Series(path.name, source, (_folder_revision(path.name, patches, source),))
+    raise UserError(f"{source}: no patches found (expected *.patch files, revision folders, "
+                    "a quilt series file or a maildir)")
 
 
 def _patches(folder: Path) -> tuple[Path, ...]:
     return tuple(sorted(p for p in folder.iterdir() if p.suffix in (".patch", ".diff")))
+
+
+def _folder_revision(name: str, patches: tuple[Path, ...], origin: str) -> Revision:
+    """One revision from files in order; gaps in their [PATCH n/m] counters are problems."""
+    counters: dict[int, int] = {}
+    total = 0
+    problems = []
+    for p in patches:
+        head = p.read_bytes()[:4096]
+        if mbox.is_mbox(head) or mbox.looks_like_mail(head):
+            m = re.search(rb"^Subject: (.*(?:\n[ \t].*)*)", head, re.M)
+            s = mailseries.parse_subject(m.group(1).decode("utf-8", "replace")) if m else None
+            if s and s.total > 1:
+                counters[s.counter] = counters.get(s.counter, 0) + 1
+                total = max(total, s.total)
+    if total:
+        problems += [f"patch {n}/{total} missing" for n in range(1, total + 1)
+                     if n not in counters]
+        problems += [f"patch {n}/{total} present {c} times" for n, c in counters.items() if c > 1]
+    return Revision(name, patches, origin=origin, problems=tuple(problems))
+
+
+def _from_quilt(path: Path, source: str) -> Series:
+    """A quilt patches folder: `series` lists the patches in order (options and # ignored)."""
+    names = []
+    for ln in (path / "series").read_text(errors="replace").splitlines():
+        ln = ln.split("#", 1)[0].strip()
+        if ln:
+            names.append(ln.split()[0])
+    missing = [n for n in names if not (path / n).is_file()]
+    if missing:
+        raise UserError(f"{path / 'series'}: lists patches that are not there: "
+                        f"{', '.join(missing)}")
+    if not names:
+        raise UserError(f"{path / 'series'}: lists no patches")
+    return Series(path.name, source, (Revision(path.name, tuple(path / n for n in names),
+                                               origin=str(path / "series")),))
+
+
+def _from_file(path: Path, source: str) -> Series:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = mbox.gunzip(data, source)
+    if not data.strip():
+        raise UserError(f"{source}: empty file: no patches in it")
+    text = data.decode("utf-8", "replace")
+    if mbox.is_mbox(data) or mbox.looks_like_mail(data):
+        mails = mbox.split(data, source)
+        try:
+            return _from_mails(source, path.stem, mails, source)
+        except UserError:
+            if not quoted.extract(text):
+                raise
+        return _from_quoted(source, path.stem, text)  # no patch mails, but quoted patches
+    if any(f.hunks for f in udiff.parse(text)):
+        return Series(path.stem, source, (Revision(path.stem, (path,), origin=source),))
+    return _from_quoted(source, path.stem, text)
+
+
+def _from_mails(source: str, name: str, mails: list[mbox.Mail], origin: str,
+                extra_problem: str = "") -> Series:
+    revs = mailseries.group(mails)
+    if not any(r.patches for r in revs):
+        raise UserError(f"{source}: {len(mails)} mail(s) but no patches in them")
+    out = []
+    folder = cache.root() / "series" / cache.key(source, *(m.raw for m in mails))
+    for r in revs:
+        files = _write(folder / r.name, [(p.subject.title, p.raw) for p in r.patches])
+        desc = r.title + (" [RFC]" if r.rfc else "") + (" (resent)" if r.resend else "")
+        problems = r.problems + ((extra_problem,) if extra_problem else ())
+        info = tuple(PatchInfo(p.subject.title, p.msgid, p.sender, p.trailers)
+                     for p in r.patches)
+        out.append(Revision(r.name, files, desc, origin=origin, message_id=r.msgid,
+                            base_commit=r.base_commit, problems=problems,
+                            trailers=r.trailers, info=info))
+    title = revs[-1].title or name
+    return Series(_slug(title) or name, source, tuple(out))
+
+
+def _from_lore(source: str, base: str, msgid: str, refresh: bool) -> Series:
+    thread = lore.fetch(base, msgid, refresh=refresh)
+    try:
+        return _from_mails(source, msgid, list(thread.mails), thread.url)
+    except UserError:
+        text = b"\n".join(b"From kpv Thu Jan  1 00:00:00 1970\n" + m.raw
+                          for m in thread.mails).decode("utf-8", "replace")
+        if quoted.extract(text):
+            return _from_quoted(source, msgid, text)
+        raise UserError(f"{msgid}: the thread at {thread.url} holds {len(thread.mails)} "
+                        "message(s) but no patches") from None
+
+
+def _from_patchwork(source: str, server: str, kind: str, ident: int, refresh: bool) -> Series:
+    pw = patchwork.fetch(server, kind, ident, refresh=refresh)
+    return _from_mails(source, pw.name or f"series-{pw.id}", list(pw.mails), pw.url,
+                       extra_problem=pw.missing)
+
+
+def _from_quoted(source: str, name: str, text: str) -> Series:
+    found = quoted.extract(text)
+    if not found:
+        raise UserError(f"{source}: no patches found (no diff, neither as mail nor quoted)")
+    folder = cache.root() / "series" / cache.key(source, text)
+    revs: list[Revision] = []
+    for q in found:
+        rname = f"v{q.version}-quoted"
+        n = sum(1 for r in revs if r.name == rname or r.name.startswith(rname + "-"))
+        rname += f"-{n + 1}" if n else ""
+        who = q.quoted_by or "a reply"
+        files = _write(folder / rname, [(f"quoted by {who}", _quoted_mail(q, source))])
+        cut = f"; {len(q.truncated)} hunk(s) cut short by the quote" if q.truncated else ""
+        desc = (f"v{q.version} as quoted by {who} (message {q.message}): {len(q.files)} files, "
+                f"{q.hunks} hunks{cut}; not the author's mail, whitespace as the archive left it")
+        revs.append(Revision(rname, files, desc, quoted=True,
+                             origin=f"{source}, quoted by {who} in message {q.message}"))
+    return Series(name, source, tuple(revs))
+
+
+def _quoted_mail(q: quoted.QuotedPatch, source: str) -> bytes:
+    author = q.author or "unknown author"
+    desc = q.description or "(no description quoted)"
+    notes = [f"Recovered by kpv from a quote by {q.quoted_by or 'a reply'} in message "
+             f"{q.message} of {source}.", *q.truncated]
+    text = (f"From: {author} <quoted@kpv.invalid>\n"
+            f"Subject: [PATCH v{q.version}] quoted by {q.quoted_by or 'a reply'}\n"
+            f"X-Kpv-Quoted-By: {q.quoted_by}\n\n{desc}\n\n" + "\n".join(notes) +
+            "\n---\n" + q.diff())
+    return text.encode()
+
+
+def _write(folder: Path, patches: list[tuple[str, bytes]]) -> tuple[Path, ...]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.patch"):
+        old.unlink()
+    out = []
+    for i, (title, raw) in enumerate(patches, 1):
+        p = folder / f"{i:04d}-{_slug(title)[:52] or 'patch'}.patch"
+        p.write_bytes(raw)
+        out.append(p)
+    return tuple(out)
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-")
 
 
 def _from_toml(path: Path) -> Series:
@@ -75,8 +273,9 @@ def _from_toml(path: Path) -> Series:
         folder = path / r.get("path", r["name"])
         if not folder.is_dir() or not _patches(folder):
             raise UserError(f"{toml}: revision {r['name']}: no patches in {folder}")
-        revs.append(Revision(r["name"], _patches(folder), r.get("description", ""),
-                             r.get("expect", "")))
+        rev = _folder_revision(r["name"], _patches(folder), str(folder))
+        revs.append(Revision(r["name"], rev.patches, r.get("description", ""),
+                             r.get("expect", ""), origin=str(folder), problems=rev.problems))
     if not revs:
         raise UserError(f"{toml}: no [[revision]] tables")
     meta = {k: v for k, v in data.items() if k != "revision"}

@@ -12,7 +12,7 @@ import os
 import shlex
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +25,9 @@ _BOOTED = b"@@kpv boot"
 _DONE = b"@@kpv done"
 # Ways a KVM guest says the host cannot really run it (nested virt without vmx).
 _KVM_BROKEN = (b"KVM internal error", b"emulation failure")
+# A KVM guest that has printed nothing by then is hung at kernel entry: even
+# under TCG the kernel prints its banner within a couple of seconds.
+KVM_WATCHDOG = 20.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,20 @@ class Boot:
     exit_status: int | None  # QEMU's, None when kpv had to kill it
     problem: str  # "" when the guest finished; else what went wrong, one line
     elapsed: float  # seconds from QEMU start to its end
+    fallback: str = ""  # why KVM was given up for TCG on this boot, if it was
+
+
+def boot_or_fallback(m: Machine, log: BinaryIO, boot_timeout: float,
+                     run_timeout: float) -> Boot:
+    """boot(), and under KVM a watchdog: a silent or broken KVM guest is rebooted on TCG."""
+    if m.accel != "kvm":
+        return boot(m, log, boot_timeout, run_timeout)
+    b = boot(m, log, boot_timeout, run_timeout, silence_timeout=KVM_WATCHDOG)
+    if b.booted or (b.log and not any(s in b.log for s in _KVM_BROKEN)):
+        return b
+    why = b.problem or "KVM guest did not start"
+    tcg = boot(replace(m, accel="tcg"), log, boot_timeout, run_timeout)
+    return replace(tcg, fallback=f"{why}: rebooted under TCG")
 
 
 def qemu_binary() -> str:
@@ -112,11 +129,13 @@ def command(m: Machine, qemu: str = QEMU) -> list[str]:
     return cmd
 
 
-def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float) -> Boot:
+def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
+         silence_timeout: float | None = None) -> Boot:
     """Run the guest until init says done, QEMU exits, or a deadline passes.
 
     boot_timeout bounds QEMU start to init's first marker; run_timeout bounds
-    the rest. Every console byte is written to `log` as it arrives.
+    the rest; silence_timeout, when given, bounds QEMU start to the first
+    console byte. Every console byte is written to `log` as it arrives.
     """
     cmd = command(m, qemu_binary())
     start = time.monotonic()
@@ -128,6 +147,9 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float) -> 
     try:
         deadline = start + boot_timeout
         while True:
+            if silence_timeout and not data and time.monotonic() - start > silence_timeout:
+                problem = f"no console output under {m.accel} within {silence_timeout:.0f} s"
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 what = "test" if booted else "boot"

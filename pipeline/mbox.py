@@ -1,0 +1,94 @@
+"""Split mail containers into single mails: mbox (mboxo or mboxrd), gzipped mbox, maildir.
+
+A mail is kept as its raw bytes, because `git am` wants exactly what was
+sent; only the mbox escaping of body "From " lines is undone. A From_ line
+must look like one (a sender and a date with a time, as `git mailsplit`
+checks), so a body line that merely starts with "From " splits nothing.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import gzip
+import re
+import zlib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+_FROM_RE = re.compile(rb"^From \S+ .*\d{1,2}:\d\d(:\d\d)? ")
+_RD_RE = re.compile(rb"^>(>*From )", re.M)
+
+
+@dataclass(frozen=True)
+class Mail:
+    raw: bytes  # the mail as sent: headers and body, no From_ line
+
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
+
+
+def gunzip(data: bytes, what: str) -> bytes:
+    """Decompress, or raise UserError naming `what` when the gzip stream is damaged."""
+    try:
+        return gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as e:
+        raise UserError(f"{what}: damaged gzip data ({e or 'truncated'})") from None
+
+
+def is_mbox(data: bytes) -> bool:
+    return bool(_FROM_RE.match(data.lstrip(b"\r\n")[:200]))
+
+
+def looks_like_mail(data: bytes) -> bool:
+    """Headers first: at least a From: or Subject: header before the first blank line."""
+    head = data.lstrip(b"\r\n").split(b"\n\n", 1)[0]
+    return bool(re.search(rb"^(From|Subject): ", head, re.M)) and bool(
+        re.match(rb"^[A-Za-z0-9-]+: ", head))
+
+
+def split(data: bytes, what: str, rd: bool = False) -> list[Mail]:
+    """The mails of an mbox (or of a single mail without a From_ line).
+
+    rd: the mbox is mboxrd (public-inbox serves those): ">From " lines lose one ">".
+    """
+    data = data.replace(b"\r\n", b"\n")
+    if not data.strip():
+        raise UserError(f"{what}: empty: no mails in it")
+    chunks: list[list[bytes]] = []
+    cur: list[bytes] | None = None
+    for line in data.splitlines(keepends=True):
+        if _FROM_RE.match(line) and (cur is None or not cur or cur[-1] == b"\n"):
+            cur = []
+            chunks.append(cur)
+            continue
+        if cur is None:  # a single mail with no From_ line
+            cur = []
+            chunks.append(cur)
+        cur.append(line)
+    mails = []
+    for c in chunks:
+        raw = b"".join(c)
+        if rd:
+            raw = _RD_RE.sub(rb"\1", raw)
+        if raw.strip():
+            mails.append(Mail(raw))
+    if not mails:
+        raise UserError(f"{what}: empty: no mails in it")
+    return mails
+
+
+def read_maildir(path: Path) -> list[Mail]:
+    files = sorted(p for sub in ("cur", "new") if (path / sub).is_dir()
+                   for p in (path / sub).iterdir() if p.is_file())
+    mails = [Mail(p.read_bytes().replace(b"\r\n", b"\n")) for p in files]
+    if not mails:
+        raise UserError(f"{path}: empty maildir: no mails in cur/ or new/")
+    return mails
+
+
+def is_maildir(path: Path) -> bool:
+    return path.is_dir() and (path / "cur").is_dir() and (path / "new").is_dir()

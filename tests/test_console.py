@@ -1,0 +1,448 @@
+"""console.parse and console.attribute: real logs, the format table, properties.
+
+Golden data is tests/data/console/<name>.log, raw as captured, with
+<name>.expected.json written by a person reading the log (see the README
+there). The property tests cut, shuffle and interleave those same real logs.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline import console, markers, sanitize
+from pipeline.markers import Marker
+
+DATA = Path(__file__).parent / "data" / "console"
+LOGS = sorted(DATA.glob("*.log"))
+
+
+def _name(path: Path) -> str:
+    return path.stem
+
+
+@functools.cache
+def _text(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def _log(name: str) -> str:
+    return _text(DATA / f"{name}.log")
+
+
+def _summary(r: console.Report) -> dict:
+    return {"type": r.type, "title": r.title, "locks": r.locks, "test": r.test,
+            "corrupted": r.corrupted}
+
+
+def _reports(text: str) -> list[console.Report]:
+    return console.attribute(console.parse(text), markers.parse(text))
+
+
+# --- golden logs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", LOGS, ids=_name)
+def test_golden(path: Path) -> None:
+    expected = json.loads(path.with_name(f"{path.stem}.expected.json").read_text())
+    assert [_summary(r) for r in _reports(_text(path))] == expected
+
+
+def test_every_log_has_its_expectations() -> None:
+    logs = {p.stem for p in LOGS}
+    expectations = {p.name.removesuffix(".expected.json") for p in DATA.glob("*.expected.json")}
+    assert logs == expectations
+    assert len(logs) >= 7
+
+
+@pytest.mark.parametrize("path", LOGS, ids=_name)
+def test_sanitized_log_gives_the_same_reports(path: Path) -> None:
+    # The pipeline parses sanitize.clean(log); `kpv parse` may get the raw file.
+    raw, clean = _text(path), sanitize.clean(_text(path))
+    assert [(_summary(r), r.first_line) for r in _reports(clean)] == \
+        [(_summary(r), r.first_line) for r in _reports(raw)]
+
+
+@pytest.mark.parametrize("path", LOGS, ids=_name)
+def test_crlf_and_escapes_do_not_matter(path: Path) -> None:
+    text = _text(path)
+    assert "\r\n" in text
+    plain = re.sub(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_c])", "", text.replace("\r\n", "\n"))
+    assert [(r.type, r.title, r.first_line, r.text) for r in console.parse(plain)] == \
+        [(r.type, r.title, r.first_line, r.text) for r in console.parse(text)]
+
+
+@pytest.mark.parametrize("path", LOGS, ids=_name)
+def test_report_spans(path: Path) -> None:
+    """Each report lies within the log, starts where it says, and is found again
+    when parsing starts at its first line (syzkaller's re-parse invariant)."""
+    lines = _text(path).splitlines()
+    reports = console.parse(_text(path))
+    assert [r.first_line for r in reports] == sorted(r.first_line for r in reports)
+    for r in reports:
+        assert 0 <= r.first_line <= r.last_line < len(lines)
+        own = r.text.split("\n")
+        assert own[0] in sanitize.clean(lines[r.first_line])
+        assert own[-1] in sanitize.clean(lines[r.last_line])
+        again = console.parse("\n".join(lines[r.first_line:]))[0]
+        assert (again.type, again.title, again.text, again.corrupted) == \
+            (r.type, r.title, r.text, r.corrupted)
+
+
+def test_lockdep_report_details() -> None:
+    text = _log("v1-6.1-boot-sleep-in-atomic-and-invalid-wait")
+    boot, wait = console.parse(text)
+    # Numbered like str.splitlines() (and pipeline.markers): the iPXE banner's
+    # lone \r makes that one more than grep -n's line number, 229.
+    assert boot.first_line == 229
+    assert "BUG: sleeping function" in text.splitlines()[boot.first_line]
+    assert boot.frames[:6] == ["dump_stack_lvl", "dump_stack", "__might_resched",
+                               "__might_sleep", "down_write", "expand_downwards"]
+    assert "bprm_execve" in boot.frames and "lock_acquire" not in boot.frames  # `? ` frames
+    # Lockdep's banner row belongs to the report; the pr_warn("\n") before it does not.
+    assert wait.text.split("\n")[0].endswith("] =============================")
+    assert wait.frames[-1] == "ret_from_fork" and not wait.corrupted
+    assert wait.chain == []
+
+
+def test_old_era_circular_report() -> None:
+    circular, warn = console.parse(_log("old-2.6.36-circular-and-warn.excerpt"))
+    assert circular.chain == ["&(&anon_vma->lock)->rlock", "&(&mm->page_table_lock)->rlock"]
+    assert circular.frames[0] == "print_circular_bug"
+    assert "expand_downwards" in circular.frames and circular.frames.count("expand_downwards") == 1
+    assert circular.signature == ("lockdep-circular: &(&anon_vma->lock)->rlock "
+                                  "&(&mm->page_table_lock)->rlock")
+    # WARN's `[ cut here ]` opens the report; `---[ end trace ]---` closes it.
+    assert warn.text.split("\n")[0].endswith("------------[ cut here ]------------")
+    assert warn.text.split("\n")[-1].endswith("---[ end trace 4eaa2a86a8e2da22 ]---")
+
+
+def test_warn_message_before_the_header_is_kept() -> None:
+    (warn,) = console.parse(_log("baseline-6.1-boot-numa-topology-warning"))
+    first, message, header = warn.text.split("\n")[:3]
+    assert "[ cut here ]" in first and "llc-sibling" in message and "WARNING: CPU: 1" in header
+    assert warn.text.split("\n")[-1].endswith("---[ end trace 0000000000000000 ]---")
+
+
+def test_interleaved_reports_of_two_contexts_are_separated() -> None:
+    reports = console.parse(_log("v1-6.1-stack-test-hang-interleaved"))
+    c0 = next(r for r in reports if r.first_line == 1078)  # grep -n: 1078 and 1088, see above
+    t52 = next(r for r in reports if r.first_line == 1088)
+    assert "[    C0]" in c0.text and "[   T52]" not in c0.text
+    assert "[   T52]" in t52.text and "[    C0]" not in t52.text
+    assert c0.frames[3] == "unmap_page_range" and t52.frames[5] == "expand_downwards"
+    assert not c0.corrupted and not t52.corrupted
+
+
+def test_untimed_console_gives_the_same_reports() -> None:
+    # printk.time=0 and no CONFIG_PRINTK_CALLER: no prefix at all.
+    for name in ("v1-6.1-boot-sleep-in-atomic-and-invalid-wait",
+                 "old-2.6.36-circular-and-warn.excerpt"):
+        text = _log(name)
+        bare = re.sub(r"\[ *\d+\.\d+\](?:\[ *[CT]\d+\])? ?", "", text)
+        assert console._PREFIX_RE.search(bare) is None
+        assert [(r.type, r.title, r.locks, r.frames) for r in console.parse(bare)] == \
+            [(r.type, r.title, r.locks, r.frames) for r in console.parse(text)]
+
+
+def test_guest_output_is_not_a_kernel_report() -> None:
+    # The kernel stamps its lines; a test printing "BUG:" on the console does not.
+    text = _log("baseline-6.1-fork-test-clean")
+    lines = text.splitlines(keepends=True)
+    lines.insert(len(lines) // 2, "BUG: found a bug in my test\r\n")
+    assert console.parse("".join(lines)) == []
+
+
+def test_console_cut_in_a_call_trace_is_corrupted() -> None:
+    text = _log("v1-6.1-boot-sleep-in-atomic-and-invalid-wait")
+    lines = text.splitlines(keepends=True)
+    (cut,) = console.parse("".join(lines[:245]))  # in the middle of the first trace
+    assert cut.type == "sleep-in-atomic" and cut.corrupted
+    assert cut.reason == "console ends in its call trace"
+    (head,) = console.parse("".join(lines[:232]))  # before `Call Trace:`
+    assert head.corrupted and head.reason == "console ends before its call trace"
+
+
+# --- the format table --------------------------------------------------------
+
+# One header line per format and era, as the kernel prints it, with the title
+# the report gets when nothing follows the header (no frames: no function).
+HEADERS = [
+    ("WARNING: possible circular locking dependency detected", "lockdep-circular",
+     "possible deadlock"),
+    ("[ INFO: possible circular locking dependency detected ]", "lockdep-circular",
+     "possible deadlock"),
+    ("WARNING: possible recursive locking detected", "lockdep-recursive", "possible deadlock"),
+    ("[ INFO: possible recursive locking detected ]", "lockdep-recursive", "possible deadlock"),
+    ("WARNING: possible irq lock inversion dependency detected", "lockdep-irq-inversion",
+     "possible deadlock"),
+    ("[ INFO: possible irq lock inversion dependency detected ]", "lockdep-irq-inversion",
+     "possible deadlock"),
+    ("WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected", "lockdep-safe-to-unsafe",
+     "possible deadlock"),
+    ("[ INFO: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected ]", "lockdep-safe-to-unsafe",
+     "possible deadlock"),
+    ("WARNING: inconsistent lock state", "lockdep-inconsistent", "inconsistent lock state"),
+    ("[ INFO: inconsistent lock state ]", "lockdep-inconsistent", "inconsistent lock state"),
+    ("[ BUG: Invalid wait context ]", "lockdep-invalid-wait-context", "invalid wait context"),
+    ("WARNING: bad unlock balance detected!", "lockdep-bad-unlock", "bad unlock balance"),
+    ("[ BUG: bad unlock balance detected! ]", "lockdep-bad-unlock", "bad unlock balance"),
+    ("WARNING: held lock freed!", "lockdep-held-lock-freed", "held lock freed"),
+    ("[ BUG: held lock freed! ]", "lockdep-held-lock-freed", "held lock freed"),
+    ("WARNING: lock held when returning to user space!", "lockdep-held-at-return",
+     "lock held when returning to user space"),
+    ("WARNING: suspicious RCU usage", "lockdep-suspicious-rcu", "suspicious RCU usage"),
+    ("[ INFO: suspicious rcu_dereference_check() usage. ]", "lockdep-suspicious-rcu",
+     "suspicious RCU usage"),
+    ("BUG: MAX_LOCKDEP_ENTRIES too low!", "lockdep-off",
+     "lockdep turned off: MAX_LOCKDEP_ENTRIES too low"),
+    ("BUG: MAX_STACK_TRACE_ENTRIES too low!", "lockdep-off",
+     "lockdep turned off: MAX_STACK_TRACE_ENTRIES too low"),
+    ("INFO: lockdep is turned off.", "lockdep-off", "lockdep is turned off"),
+    ("Disabling lock debugging due to kernel taint", "lockdep-off",
+     "lock debugging disabled due to kernel taint"),
+    ("BUG: sleeping function called from invalid context at kernel/locking/rwsem.c:1572",
+     "sleep-in-atomic", "sleeping function called from invalid context"),
+    ("BUG: scheduling while atomic: stack/49/0x00000002", "scheduling-while-atomic",
+     "scheduling while atomic"),
+    ("watchdog: BUG: soft lockup - CPU#0 stuck for 100s! [stack:49]", "soft-lockup",
+     "soft lockup"),
+    ("BUG: soft lockup - CPU#1 stuck for 61s! [swapper:0]", "soft-lockup", "soft lockup"),
+    ("watchdog: Watchdog detected hard LOCKUP on cpu 1", "hard-lockup", "hard lockup"),
+    ("Kernel panic - not syncing: Watchdog detected hard LOCKUP on cpu 0", "hard-lockup",
+     "hard lockup"),
+    ("INFO: task stack:49 blocked for more than 122 seconds.", "hung-task", "task hung"),
+    ("rcu: INFO: rcu_preempt self-detected stall on CPU", "rcu-stall", "rcu detected stall"),
+    ("rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", "rcu-stall", "rcu detected stall"),
+    ("INFO: rcu_sched_state detected stall on CPU 0 (t=15000 jiffies)", "rcu-stall",
+     "rcu detected stall"),
+    ("Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b", "panic",
+     "kernel panic: Attempted to kill init! exitcode=0x0000000b"),
+    ("BUG: kernel NULL pointer dereference, address: 0000000000000008", "oops",
+     "kernel NULL pointer dereference"),
+    ("BUG: unable to handle kernel NULL pointer dereference at 0000000000000008", "oops",
+     "kernel NULL pointer dereference"),
+    ("BUG: unable to handle page fault for address: ffffc90000a1b000", "oops",
+     "unable to handle kernel paging request"),
+    ("BUG: unable to handle kernel paging request at ffff880000000000", "oops",
+     "unable to handle kernel paging request"),
+    ("general protection fault, probably for non-canonical address 0xdffffc0000000001: 0000 [#1]"
+     " PREEMPT SMP NOPTI", "oops", "general protection fault"),
+    ("general protection fault: 0000 [#1] SMP", "oops", "general protection fault"),
+    ("Oops: 0000 [#1] PREEMPT SMP NOPTI", "oops", "Oops"),
+    ("invalid opcode: 0000 [#1] PREEMPT SMP NOPTI", "oops", "invalid opcode"),
+    ("kernel BUG at mm/mmap.c:2345!", "bug", "kernel BUG"),
+    ("BUG: Bad page state in process stack  pfn:02c36", "bug", "Bad page state"),
+    ("BUG: Bad page map in process stack  pte:8000000002c36067 pmd:02c35067", "bug",
+     "Bad page map"),
+    ("BUG: Bad rss-counter state mm:00000000c8a6f3f1 type:MM_ANONPAGES val:1", "bug",
+     "BUG: Bad rss-counter state"),
+    ("BUG: KASAN: use-after-free in anon_vma_interval_tree_remove+0x2a/0x1f0", "bug",
+     "KASAN: use-after-free in anon_vma_interval_tree_remove"),
+    ("INFO: trying to register non-static key.", "bug", "trying to register non-static key"),
+    ("BUG: spinlock bad magic on CPU#0, swapper/0/1", "bug", "BUG: spinlock bad magic"),
+    ("BUG: using smp_processor_id() in preemptible [00000000] code: stack/49", "bug",
+     "BUG: using smp_processor_id() in preemptible"),
+    ("WARNING: CPU: 1 PID: 0 at arch/x86/kernel/smpboot.c:432 topology_sane.isra.0+0x5a/0x61",
+     "warning", "WARNING in topology_sane"),
+    ("WARNING: at mm/mmap.c:1723 expand_downwards+0x1a1/0x1c0()", "warning",
+     "WARNING in expand_downwards"),
+    ("WARNING: lib/refcount.c:25 at refcount_warn_saturate+0x111/0x130, CPU#0: swapper/0/0",
+     "warning", "WARNING in refcount_warn_saturate"),
+    ("WARNING: init/1 still has locks held!", "warning", "WARNING: still has locks held"),
+]
+
+# Console lines that look like reports and are not.
+NOT_REPORTS = [
+    "traps: stack[49] general protection fault ip:401bf0 sp:7ffc3e846e20 error:0 in"
+    " stack[401000+7b000]",
+    "stack[51]: segfault at 7ffc3e847e20 ip 0000000000401bf0 sp 00007ffc3e846e20 error 6",
+    "Command line: console=ttyS0 panic=-1",
+    "rcu: \tRCU CPU stall warnings timeout set to 100 (rcu_cpu_stall_timeout).",
+    " ... MAX_LOCKDEP_SUBCLASSES:  8",
+    "Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar",
+]
+
+
+@pytest.mark.parametrize(("line", "type_", "title"), HEADERS, ids=[h[0][:50] for h in HEADERS])
+@pytest.mark.parametrize("prefix", ["", "[    1.406828][    T1] ", "[    1.406828] "])
+def test_header_formats(prefix: str, line: str, type_: str, title: str) -> None:
+    (report,) = console.parse(prefix + line + "\r\n")
+    assert (report.type, report.title) == (type_, title)
+    assert report.first_line == report.last_line == 0
+
+
+@pytest.mark.parametrize("line", NOT_REPORTS)
+def test_not_reports(line: str) -> None:
+    assert console.parse(f"[    2.903118][    C0] {line}\n") == []
+
+
+def test_every_type_has_header_examples() -> None:
+    assert {f.type for f in console.FORMATS} == {t for _, t, _ in HEADERS}
+
+
+def test_format_titles_use_only_their_own_groups() -> None:
+    for f in console.FORMATS:
+        fields = set(re.findall(r"\{(\w+)\}", f.title))
+        assert fields <= set(re.compile(f.header).groupindex) | {"func"}, f.header
+
+
+# The skip list: frames that are machinery, and frames that are places.
+MACHINERY = [
+    "lock_acquire", "__lock_acquire", "lock_release", "down_write", "down_read_trylock",
+    "down", "up_write", "mutex_lock_nested", "__mutex_lock", "_raw_spin_lock",
+    "_raw_spin_lock_irqsave", "do_raw_spin_lock", "queued_spin_lock_slowpath",
+    "rwsem_down_write_slowpath", "percpu_down_write", "dump_stack_lvl", "dump_stack",
+    "__might_sleep", "__might_resched", "__might_fault", "lockdep_rcu_suspicious",
+    "print_circular_bug", "check_noncircular", "check_prev_add", "validate_chain", "mark_lock",
+    "valid_state", "warn_slowpath_null", "__warn", "report_bug", "handle_bug", "exc_invalid_op",
+    "asm_exc_invalid_op", "__schedule_bug", "nmi_cpu_backtrace",
+    "asm_sysvec_apic_timer_interrupt", "debug_check_no_locks_freed", "printk", "panic",
+]
+PLACES = [
+    "expand_downwards", "expand_stack_locked", "__anon_vma_prepare", "anon_vma_clone",
+    "anon_vma_fork", "unlink_anon_vmas", "unmap_page_range", "setup_arg_pages",
+    "exc_page_fault", "handle_mm_fault", "lock_mm_and_find_vma", "lock_page", "mmap_region",
+    "exit_mmap", "copy_process", "update_mmu_cache", "downgrade_write_helper", "mark_page_accessed",
+    "topology_sane", "kernel_init", "dup_mmap", "mmput",
+]
+
+
+@pytest.mark.parametrize("name", MACHINERY)
+def test_skip_list_skips_machinery(name: str) -> None:
+    assert console._SKIP_RE.fullmatch(name)
+
+
+@pytest.mark.parametrize("name", PLACES)
+def test_skip_list_keeps_places(name: str) -> None:
+    assert not console._SKIP_RE.fullmatch(name)
+
+
+# --- properties --------------------------------------------------------------
+
+
+def _check_invariants(text: str, reports: list[console.Report]) -> None:
+    n = len(text.splitlines())
+    types = {f.type for f in console.FORMATS}
+    for r in reports:
+        assert 0 <= r.first_line <= r.last_line < n
+        assert r.type in types and r.title
+        assert r.corrupted == bool(r.reason)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000))
+def test_any_bytes_parse(data: bytes) -> None:
+    text = data.decode("utf-8", errors="replace")
+    _check_invariants(text, console.parse(text))
+
+
+_REAL = [line for p in LOGS for line in _text(p).splitlines()]
+_REPORT_LINES = [line for p in LOGS for r in console.parse(_text(p)) for line in
+                 _text(p).splitlines()[r.first_line:r.last_line + 1]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_REPORT_LINES), st.sampled_from(_REAL)),
+                max_size=300),
+       st.sampled_from(["\n", "\r\n", "\r\r\n"]))
+def test_shuffled_real_lines_parse(lines: list[str], end: str) -> None:
+    text = end.join(lines)
+    _check_invariants(text, console.parse(text))
+
+
+_WITH_REPORTS = [p for p in LOGS if console.parse(_text(p))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_cutting_a_log_never_invents_a_report(data: st.DataObject) -> None:
+    path = data.draw(st.sampled_from(_WITH_REPORTS), label="log")
+    lines = _text(path).splitlines(keepends=True)
+    cut = data.draw(st.integers(0, len(lines)), label="cut")
+    full = console.parse(_text(path))
+    part = console.parse("".join(lines[:cut]))
+    assert Counter(r.type for r in part) <= Counter(r.type for r in full)
+    whole = {(r.first_line, r.type, r.title) for r in full if r.last_line < cut}
+    assert whole <= {(r.first_line, r.type, r.title) for r in part}
+
+
+def _lines_of(name: str, index: int) -> list[str]:
+    """The console lines a log's index-th report spans, other contexts' included."""
+    r = console.parse(_log(name))[index]
+    return _log(name).splitlines()[r.first_line:r.last_line + 1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_interleaving_two_contexts_keeps_both_reports(rnd: random.Random) -> None:
+    # A [T1] lockdep report and a [T0] WARN, both real, merged in random order
+    # the way two CPUs' printk output mixes on one console.
+    sleep = _lines_of("v1-6.1-boot-sleep-in-atomic-and-invalid-wait", 0)
+    warn = _lines_of("baseline-6.1-boot-numa-topology-warning", 0)
+    merged, a, b = [], list(sleep), list(warn)
+    while a or b:
+        source = a if a and (not b or rnd.random() < 0.5) else b
+        merged.append(source.pop(0))
+    alone = console.parse("\n".join(sleep)) + console.parse("\n".join(warn))
+    assert len(alone) == 2 and not any(r.corrupted for r in alone)
+    both = console.parse("\n".join(merged))
+    assert sorted((r.type, r.title, r.text, r.frames, r.locks, r.corrupted) for r in both) == \
+        sorted((r.type, r.title, r.text, r.frames, r.locks, r.corrupted) for r in alone)
+
+
+# --- attribution -------------------------------------------------------------
+
+
+def _walk(marks: list[Marker], line: int) -> str | None:
+    """The test running at a line, by replaying the markers up to it."""
+    current = None
+    for m in marks:
+        if m.line > line:
+            break
+        if m.kind in ("start", "boot", "done"):
+            current = m.test if m.kind == "start" else None
+        elif m.kind == "end" and m.test == current and m.line < line:
+            current = None
+    return current
+
+
+_MARKER = st.tuples(st.sampled_from(["boot", "start", "result", "end", "done"]),
+                    st.sampled_from(["exec", "fork", None]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_MARKER, max_size=12), st.lists(st.integers(0, 70), max_size=12))
+def test_attribution_follows_the_markers(kinds: list, lines: list[int]) -> None:
+    marks = [Marker(kind, test if kind != "boot" and kind != "done" else None, {}, 5 * i + 1)
+             for i, (kind, test) in enumerate(kinds)]
+    reports = [console.Report("bug", "BUG", "", first_line=n) for n in lines]
+    got = console.attribute(reports, marks)
+    assert [r.test for r in got] == [_walk(marks, n) for n in lines]
+    assert [r.first_line for r in got] == lines
+
+
+def test_attribution_of_a_real_log() -> None:
+    text = _log("v1-6.1-stack-test-hang-interleaved")
+    reports = _reports(text)
+    # The boot's reports precede `@@kpv start`; the soft lockup follows `@@kpv done`.
+    assert [r.test for r in reports[:2]] == [None, None]
+    assert {r.test for r in reports[2:-1]} == {"stack"}
+    assert reports[-1].type == "soft-lockup" and reports[-1].test is None
+
+
+def test_attribute_leaves_its_input_alone() -> None:
+    text = _log("v1-6.1-fork-test-lockdep-off")
+    reports = console.parse(text)
+    before = copy.deepcopy(reports)
+    after = console.attribute(reports, markers.parse(text))
+    assert reports == before and after[-1].test == "fork"
