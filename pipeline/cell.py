@@ -37,22 +37,22 @@ def suite_name(revision: str, vcpus: int | None = None) -> str:
     return name if vcpus is None else f"{name}.vcpus_{vcpus}"
 
 
-def run(spec: CellSpec, tests: list[GuestTest], cell_dir: Path,
+def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
         progress: Callable[[str], None]) -> Suite:
-    """Boot once per test; console.log gets every boot's raw bytes, in order."""
-    cell_dir.mkdir(parents=True, exist_ok=True)
+    """Boot once per test; out/cell_dir/console.log gets every boot's raw bytes, in order."""
+    (out / cell_dir).mkdir(parents=True, exist_ok=True)
     suite = Suite(suite_name(spec.revision, spec.vcpus), spec.revision, spec.vcpus,
                   {"vcpus": str(spec.vcpus), "numa_nodes": str(spec.numa_nodes)})
     boots: list[tuple[vm.Boot, list[Report]]] = []
     cases = []
     accel = spec.accel
-    with open(cell_dir / "console.log", "wb") as log:
+    with open(out / cell_dir / "console.log", "wb") as log:
         for t in tests:
             progress(f"{spec.revision} vcpus={spec.vcpus} {t.name}")
             machine = vm.Machine(spec.kernel, spec.initrd, spec.vcpus, spec.memory_mb,
                                  spec.numa_nodes, accel, f"kpv.test={t.name}")
             b = vm.boot_or_fallback(machine, log, spec.boot_timeout,
-                                    t.timeout + spec.test_slack)
+                                    t.budget + spec.test_slack)
             if b.fallback:
                 progress(f"{spec.revision} vcpus={spec.vcpus}: {b.fallback}")
                 accel = "tcg"  # once KVM failed here, it will fail for the next boot too
@@ -67,7 +67,7 @@ def run(spec: CellSpec, tests: list[GuestTest], cell_dir: Path,
         suite.properties["accel_fallback"] = first.fallback
     suite.cases = [boot_case(boots), *cases]
     for c in suite.cases:
-        c.artifacts.append(str(cell_dir / "console.log"))
+        c.artifacts.append(f"{cell_dir}/console.log")
     return suite
 
 

@@ -52,13 +52,27 @@ def _parser() -> argparse.ArgumentParser:
     pa.set_defaults(func=_cmd_parse)
 
     s = sub.add_parser("series", help="show the revisions and patches of a series")
-    s.add_argument("source")
+    s.add_argument("source", help="a folder, mbox, maildir, patch, mail thread, Message-ID, "
+                                  "lore URL, pw:<id> or patchwork URL")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--refresh", action="store_true", help="fetch lore/patchwork again")
     s.set_defaults(func=_cmd_series)
+
+    a = sub.add_parser("apply", help="apply one revision into a new worktree (no build)")
+    a.add_argument("source", help="a series source, as for `kpv series`")
+    a.add_argument("--revision", help="revision name (default: the newest)")
+    a.add_argument("--tree", default="debian:linux-source-6.1",
+                   help='"debian:linux-source-6.1" (default) or a kernel git checkout')
+    a.add_argument("--worktree", type=Path, required=True, help="new folder to apply into")
+    a.add_argument("--refresh", action="store_true", help="fetch lore/patchwork again")
+    a.set_defaults(func=_cmd_apply)
 
     rp = sub.add_parser("report", help="write junit.xml again from OUT/results.json")
     rp.add_argument("dir", type=Path)
     rp.set_defaults(func=_cmd_report)
+
+    d = sub.add_parser("doctor", help="check this machine: tools, QEMU, KVM, the tree")
+    d.set_defaults(func=_cmd_doctor)
 
     m = sub.add_parser("merge", help="merge shard output folders into one")
     m.add_argument("dirs", nargs="+", type=Path)
@@ -147,16 +161,63 @@ def _cmd_parse(args: argparse.Namespace) -> int:
 def _cmd_series(args: argparse.Namespace) -> int:
     from pipeline import series
 
-    ser = series.load(args.source)
+    ser = series.load(args.source, refresh=args.refresh)
+    revs = [series.describe(r) for r in ser.revisions]
     if args.json:
-        print(json.dumps({"name": ser.name, "source": ser.source, "revisions": [
-            {"name": r.name, "description": r.description, "expect": r.expect,
-             "patches": [str(p) for p in r.patches]} for r in ser.revisions]}, indent=1))
-    else:
-        for r in ser.revisions:
-            print(f"{r.name}: {len(r.patches)} patches  {r.description}")
-            for p in r.patches:
-                print(f"  {p.name}")
+        print(json.dumps({"name": ser.name, "source": ser.source, "revisions": revs}, indent=1))
+        return 0
+    for r in revs:
+        label = " [QUOTED in a reply, not the author's mail]" if r["quoted"] else ""
+        print(f"{r['name']}: {len(r['patches'])} patches, {len(r['files'])} files, "
+              f"{r['hunks']} hunks{label}  {r['description']}")
+        for key in ("origin", "message_id", "base_commit"):
+            if r[key]:
+                print(f"  {key.replace('_', '-')}: {r[key]}")
+        for problem in r["problems"]:
+            print(f"  PROBLEM: {problem}")
+        for p in r["patch_details"]:
+            print(f"  {Path(p['file']).name}  {p['subject']}")
+            for t in p["trailers"]:
+                print(f"    {t}")
+    return 0
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from pipeline import basecheck, series, tree
+    from pipeline.errors import UserError
+
+    ser = series.load(args.source, refresh=args.refresh)
+    if not ser.revisions:
+        raise UserError(f"{args.source}: no revisions")
+    rev = ser.revision(args.revision or ser.revisions[-1].name)
+    wt = args.worktree
+    if wt.exists() and any(wt.iterdir()):
+        raise UserError(f"--worktree {wt}: exists and is not empty; give a new folder")
+    base = tree.find_base(args.tree)
+    if rev.base_commit:
+        p = tree.git(base.repo, "cat-file", "-e", f"{rev.base_commit}^{{commit}}", check=False)
+        if p.returncode == 0:
+            base = tree.find_base(str(base.repo), rev.base_commit)
+            print(f"base-commit {rev.base_commit}: found in the tree, applying onto it")
+        else:
+            print(f"base-commit {rev.base_commit}: not in {args.tree}; using {base.describe}")
+    print(f"{rev.name}: {len(rev.patches)} patch(es) from {rev.origin or ser.source}"
+          + (" [QUOTED in a reply]" if rev.quoted else ""))
+    print(f"base: {base.describe} ({base.commit[:12]})")
+    print(f"base check: {basecheck.check(base.repo, base.commit, list(rev.patches)).summary()}")
+    wt.parent.mkdir(parents=True, exist_ok=True)
+    tree.git(wt.parent, "clone", "-q", "--shared", "--no-checkout", str(base.repo), str(wt))
+    tree.git(wt, "checkout", "-q", "--detach", base.commit)
+    t0 = time.monotonic()
+    res = tree.apply(wt, base, list(rev.patches), keep=wt / ".git" / "kpv-applied")
+    for name, strategy in res.strategies:
+        print(f"{name}: {strategy}")
+    if not res.ok:
+        print(f"{res.failed_patch}: FAILED: {res.message}")
+        print(res.log.rstrip()[-3000:], file=sys.stderr)
+        return 1
+    print(f"applied {len(res.applied)} patch(es) in {time.monotonic() - t0:.1f} s into {wt}; "
+          f"as applied: {wt / '.git' / 'kpv-applied'}")
     return 0
 
 
@@ -187,6 +248,15 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     run.save(args.out / "results.json")
     print(junit.write(run, args.out))
     return run.exit_code()
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from pipeline import doctor
+
+    results = doctor.checks()
+    for c in results:
+        print(f"{'ok' if c.ok else 'MISSING':8} {c.name}: {c.detail}")
+    return 0 if all(c.ok for c in results) else 2
 
 
 class Progress:

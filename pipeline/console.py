@@ -15,7 +15,7 @@ How a report is found:
      (CONFIG_PRINTK_CALLER's `[T1]`/`[C0]`), through its call trace, and up
      to `---[ end trace ... ]---` for the kinds that print one.
 
-Lines are numbered as str.splitlines() numbers them, like pipeline.markers,
+Lines are numbered as log.split("\n") numbers them, like pipeline.markers,
 so a report's first_line and a marker's line compare directly.
 """
 
@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import bisect
 import re
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
+from typing import NamedTuple
 
 from pipeline import sanitize
 from pipeline.markers import Marker
@@ -160,7 +163,7 @@ FORMATS: tuple[Format, ...] = (
 )
 
 # Every row's header contains one of these: the prefilter run over the whole
-# log. test_console checks that each row's examples pass it.
+# log. A row whose header lacks them is never found (test_console would fail).
 _HINT_RE = re.compile(
     r"BUG|WARNING|INFO: |Oops|protection fault|Kernel panic|LOCKUP|lock debugging"
     r"|invalid opcode|divide error|stack segment")
@@ -254,16 +257,12 @@ _TRACE_MAX = 400  # own lines of call trace
 _AFTER_MAX = 20  # own lines between a trace's end and `---[ end trace`
 _NOISE_MAX = 20  # foreign lines dropped inside an open <TASK> block (no caller info)
 _SPAN_MAX = 20000  # console lines a report may span, its own and other contexts'
-_QUIET_MAX = 500  # other contexts' lines after a trace that end a report whose own went quiet
+_QUIET_MAX = 500  # other contexts' lines in a row that end a report whose own went quiet
 
 _BANNER_LOOKBACK = 50  # console lines to look back for a banner, past other contexts'
 _VARYING_RE = re.compile(r"[\d=\[\]]|:.")  # a word of a message that varies run to run
 
-_LINE_ENDS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits on
-
-
-@dataclass(frozen=True)
-class _Line:
+class _Line(NamedTuple):
     text: str  # the cleaned line from its printk prefix on
     body: str  # the text after the prefix
     context: str | None  # `T1`/`C0` with CONFIG_PRINTK_CALLER
@@ -272,8 +271,15 @@ class _Line:
 
 def _read(raw: str) -> _Line:
     """One console line, cleaned, split into printk prefix and text."""
-    line = sanitize.clean(raw.rstrip(_LINE_ENDS))
-    m = _PREFIX_RE.search(line)
+    line = raw.rstrip("\r")
+    if "\r" in line:
+        # The console went back over the line (a progress bar, a prompt): the
+        # kernel's part, if there is one, is the part with a printk prefix.
+        parts = line.split("\r")
+        line = next((p for p in reversed(parts) if _PREFIX_RE.search(p)), parts[-1])
+    if not (line.isascii() and line.isprintable()):  # most kernel lines are
+        line = sanitize.clean(line)
+    m = _PREFIX_RE.match(line) or (_PREFIX_RE.search(line) if "[" in line else None)
     if m is None:
         return _Line(line, line, None, False)
     return _Line(line[m.start():], line[m.end():], m.group(1), True)
@@ -284,24 +290,26 @@ class _Log:
 
     def __init__(self, log: str) -> None:
         self.log = log
-        self.raw = log.splitlines(keepends=True)
-        self.ends = list(accumulate(map(len, self.raw)))  # offset just past each line
+        self.raw = log.split("\n")
+        self.ends = list(accumulate(len(x) + 1 for x in self.raw))  # offset past each line's \n
         # Where the kernel stamps its lines, a line without a stamp is the
         # guest's own output (a test printing "BUG:"), never a kernel report.
         self.timed = _PREFIX_RE.search(log) is not None
-        self._cache: dict[int, _Line] = {}
+        self.hints = list(self._hints())  # lines that could hold a report header, in order
+        self.hinted = set(self.hints)
+        self._cache: list[_Line | None] = [None] * len(self.raw)
 
     def __len__(self) -> int:
         return len(self.raw)
 
     def line(self, n: int) -> _Line:
-        got = self._cache.get(n)
+        got = self._cache[n]
         if got is None:
             got = self._cache[n] = _read(self.raw[n])
         return got
 
-    def hints(self):
-        """Indices of the lines that could hold a report header, in order."""
+    def _hints(self) -> Iterator[int]:
+        # One regex over the whole log: far cheaper than looking at each line.
         pos = 0
         while (m := _HINT_RE.search(self.log, pos)) is not None:
             n = bisect.bisect_right(self.ends, m.start())
@@ -315,7 +323,7 @@ def _header(body: str) -> int | None:
     """The index in FORMATS of the row that matches this text, if any."""
     if _ANY_HEADER_RE.search(body) is None:
         return None
-    return next(i for i, h in enumerate(_HEADERS) if h.search(body))
+    return next((i for i, h in enumerate(_HEADERS) if h.search(body)), None)
 
 
 def _func_name(raw: str) -> str:
@@ -327,14 +335,13 @@ def _lock_names(body: str) -> list[str]:
     """Lock class names in a line; a name may hold balanced parentheses."""
     names = []
     for m in _LOCK_USAGE_RE.finditer(body):
-        depth, start = 0, m.start()
+        depth = 0
         for i in range(m.start(), -1, -1):
-            depth += {")": 1, "(": -1}.get(body[i], 0)
+            depth += (body[i] == ")") - (body[i] == "(")
             if depth == 0:
-                start = i
+                if i < m.start() - 1:
+                    names.append(body[i + 1:m.start()])
                 break
-        if depth == 0 and start < m.start():
-            names.append(body[start + 1:m.start()])
     return names
 
 
@@ -388,7 +395,8 @@ class _Report:
             self.locks.extend(x for x in dict.fromkeys(names) if x not in self.locks)
             if names and _CHAIN_RE.match(body):
                 self.chain.append(names[0])
-        if not self.rip and (m := _RIP_RE.search(body)):
+        if not self.rip and ("IP" in body or "PC is" in body or "pc :" in body) \
+                and (m := _RIP_RE.search(body)):
             self.rip = _func_name(m.group(1))
         if ", at: " in body and (m := _AT_RE.search(body)):
             self.acquire.append(_func_name(m.group(1)))
@@ -484,12 +492,14 @@ def _collect(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
         line = log.line(k)
         if k in taken or not rep.owns(line):
             quiet += 1
-            if quiet > _QUIET_MAX and rep.phase != "head":
-                # The context fell silent after its trace (a task that exited).
+            if quiet > _QUIET_MAX:
+                # The context fell silent (the task exited): what was printed is all.
+                if rep.phase == "trace" and rep.in_task:
+                    rep.reason = "call trace not closed"
                 break
             continue
         quiet = 0
-        row = _header(line.body) if _HINT_RE.search(line.body) else None
+        row = _header(line.body) if k in log.hinted else None
         if row is not None and not FORMATS[row].inside:
             if rep.phase == "trace" and rep.in_task:
                 rep.reason = "interrupted in its call trace"
@@ -523,7 +533,7 @@ def _banner(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
         line = log.line(k)
         if not rep.owns(line):
             continue
-        if k in taken or (_HINT_RE.search(line.body) and _header(line.body) is not None):
+        if k in taken or (k in log.hinted and _header(line.body) is not None):
             break
         own.append((k, line))
         if _CUT_HERE in line.body:
@@ -602,7 +612,7 @@ def parse(log: str) -> list[Report]:
     lines = _Log(log)
     taken: set[int] = set()
     out = []
-    for n in lines.hints():
+    for n in lines.hints:
         if n in taken:
             continue
         line = lines.line(n)
@@ -645,7 +655,7 @@ def _spans(markers: list[Marker]) -> list[tuple[int, int, str]]:
                 spans.append((open_.line, m.line - 1, open_.test or ""))
             open_ = m if m.kind == "start" and m.test else None
     if open_ is not None:
-        spans.append((open_.line, 1 << 62, open_.test or ""))
+        spans.append((open_.line, sys.maxsize, open_.test or ""))
     return spans
 
 

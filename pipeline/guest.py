@@ -1,9 +1,16 @@
 """The guest image: static stress programs, busybox and an init in an initramfs.
 
-One image serves a whole run: the init (templates/init.j2) runs the test that
-the kernel command line names with `kpv.test=<name>` (or all of them for
-`kpv.test=all`) and prints the markers of pipeline.markers. Each test's
-duration is baked into its argv here, when the image is built.
+One image serves a whole run: the init (templates/init.j2) applies the
+guest's mm settings (THP, KSM, khugepaged, compaction, NUMA balancing), runs
+the test that the kernel command line names with `kpv.test=<name>` (or all
+of them for `kpv.test=all`), `repeats` times in a row, and prints the
+markers of pipeline.markers. Each test's duration is baked into its argv
+here, when the image is built.
+
+Tests are the programs of stress/ (PROGRAMS), `idle` (a plain boot: the
+control for the canaries), and `stress-ng:<stressor>` when the host has
+stress-ng: its binary and shared libraries are copied in (pipeline.hostbin)
+and a wrapper turns its YAML metrics into a result line.
 """
 
 from __future__ import annotations
@@ -20,12 +27,44 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
-from pipeline import cpio
+from pipeline import cpio, hostbin
 from pipeline.build import first_error
 from pipeline.errors import InfraError, UserError
 
-STRESS_PROGRAMS = ("fork", "stack")  # what stress/ builds and stress_test() knows
+
+@dataclass(frozen=True)
+class Program:
+    """A stress program of stress/ and what a guest needs to run it."""
+
+    name: str  # the binary's name and the test's
+    what: str  # one line, for people
+    min_memory_mb: int  # guest memory (all nodes) below which the test cannot run
+    min_nodes: int = 1  # NUMA nodes it needs to reach its path
+
+
+# What stress/ builds and stress_test() knows. Memory minimums leave room
+# for the kernel (a lockdep kernel's tables take ~30 MiB), the initramfs and
+# the program's regions times the processes that COW-write them.
+PROGRAMS = {p.name: p for p in (
+    Program("fork", "fork trees COW-sharing a written region", 256),
+    Program("stack", "stack growth by megabytes, and exec", 256),
+    Program("mmap", "mprotect/mremap/munmap/madvise churn of small ranges", 256),
+    Program("migrate", "move_pages, migrate_pages, mbind, compaction, THP, KSM", 384, 2),
+    Program("race", "migration and compaction against VMA churn and stack growth", 384, 2),
+)}
+STRESS_PROGRAMS = tuple(PROGRAMS)
+IDLE = "idle"  # runs nothing: the plain boot a canary must not trip
+STRESS_NG = "stress-ng"  # tests named stress-ng:<stressor>
+STRESS_NG_MIN_MEMORY_MB = 384
+# Stressors of Debian's stress-ng 0.15 that reach mm paths (see
+# ../shared/notes/stress-research.md, 3.1); others are refused.
+STRESS_NG_STRESSORS = (
+    "fork", "vfork", "vforkmany", "mmap", "mmapfork", "mmapmany", "mremap", "mprotect",
+    "madvise", "stack", "stackmmap", "numa", "brk", "bigheap", "vm", "vm-segv", "malloc",
+)
+THP_MODES = ("always", "madvise", "never")
 GUEST_STRESS_DIR = PurePosixPath("/stress")  # where the programs live in the guest
+STRESS_NG_WRAPPER = PurePosixPath("/bin/kpv-stress-ng")  # runs stress-ng, prints a result
 # A test stops itself at its deadline; init's limit only ends a hang (a
 # deadlocked kernel, a wedged fork tree), after leaving a big fork tree under
 # TCG time to be reaped.
@@ -49,23 +88,95 @@ _TEMPLATES.filters["shquote"] = shlex.quote
 class GuestTest:
     name: str  # what kpv.test= names; also the test's name in markers and reports
     argv: tuple[str, ...]  # the program inside the guest and its arguments
-    timeout: int  # seconds before init's `timeout` kills the program
+    timeout: int  # seconds before init's `timeout` kills one run of the program
+    repeats: int = 1  # runs in a row in one boot, each printing its own result line
 
     def __post_init__(self) -> None:
         if not _NAME_RE.fullmatch(self.name) or self.name == "all":
             raise UserError(f"test name {self.name!r}: use letters, digits, _ and -, not 'all'")
         if not self.argv or self.timeout < 1:
             raise UserError(f"test {self.name}: needs a program and a timeout of at least 1 s")
+        if self.repeats < 1:
+            raise UserError(f"test {self.name}: repeats must be at least 1, got {self.repeats}")
+
+    @property
+    def budget(self) -> int:
+        """Seconds all runs may take before init kills the last one."""
+        return self.timeout * self.repeats
 
 
-def stress_test(name: str, duration: int, seed: int) -> GuestTest:
-    """The GuestTest running stress program `name` for `duration` seconds."""
-    if name not in STRESS_PROGRAMS:
-        raise UserError(f"unknown stress test {name!r}; known: {', '.join(STRESS_PROGRAMS)}")
-    if duration < 0:
-        raise UserError(f"stress test {name}: negative duration {duration}")
-    argv = (str(GUEST_STRESS_DIR / name), "--duration", str(duration), "--seed", str(seed))
-    return GuestTest(name, argv, duration + TIMEOUT_GRACE)
+@dataclass(frozen=True)
+class GuestSettings:
+    """The guest's mm knobs, set by init before any test so no test depends on
+    kernel defaults. Each maps to a job key of the same name in [guest]."""
+
+    thp: str = "madvise"  # /sys/kernel/mm/transparent_hugepage/enabled
+    ksm: bool = True  # /sys/kernel/mm/ksm/run (only MADV_MERGEABLE memory is merged)
+    khugepaged_sleep_ms: int = 100  # khugepaged/scan_sleep_millisecs
+    compaction_proactiveness: int = 20  # /proc/sys/vm/compaction_proactiveness
+    numa_balancing: bool = True  # /proc/sys/kernel/numa_balancing
+
+    def problems(self) -> list[str]:
+        """What is wrong, one message per setting, naming the job key."""
+        out = []
+        if self.thp not in THP_MODES:
+            out.append(f"guest.thp: expected one of {', '.join(THP_MODES)}, got {self.thp!r}")
+        if self.khugepaged_sleep_ms < 0:
+            out.append(f"guest.khugepaged_sleep_ms: expected 0 or more, got "
+                       f"{self.khugepaged_sleep_ms}")
+        if not 0 <= self.compaction_proactiveness <= 100:
+            out.append(f"guest.compaction_proactiveness: expected 0 to 100, got "
+                       f"{self.compaction_proactiveness}")
+        return out
+
+
+def test_name(name: str) -> str:
+    """The guest test name for a job's test name: stress-ng:fork -> stress-ng-fork."""
+    return name.replace(":", "-", 1) if name.startswith(STRESS_NG + ":") else name
+
+
+def test_needs(name: str) -> tuple[int, int]:
+    """(guest MiB, NUMA nodes) the test needs; raises UserError for an unknown name."""
+    if name in PROGRAMS:
+        return PROGRAMS[name].min_memory_mb, PROGRAMS[name].min_nodes
+    if name == IDLE:
+        return 0, 1
+    if name.startswith(STRESS_NG + ":"):
+        stressor = name.partition(":")[2]
+        if stressor not in STRESS_NG_STRESSORS:
+            raise UserError(f"unknown stress-ng stressor {stressor!r} in {name!r}; known: "
+                            f"{', '.join(STRESS_NG_STRESSORS)}")
+        return STRESS_NG_MIN_MEMORY_MB, 1
+    known = [*PROGRAMS, IDLE, f"{STRESS_NG}:<stressor>"]
+    raise UserError(f"unknown test {name!r}; known: {', '.join(known)}")
+
+
+def stress_test(name: str, duration: int, seed: int, settings: GuestSettings | None = None,
+                repeats: int = 1) -> GuestTest:
+    """The GuestTest running test `name` (see test_needs) for `duration` seconds.
+
+    Raises UserError for an unknown name, a duration below 1 s or repeats below 1.
+    """
+    test_needs(name)
+    if duration < 1:
+        raise UserError(f"test {name}: duration must be at least 1 s, got {duration}")
+    settings = settings or GuestSettings()
+    if name == IDLE:
+        return GuestTest(IDLE, ("/bin/busybox", "true"), TIMEOUT_GRACE, repeats)
+    if name.startswith(STRESS_NG + ":"):
+        argv = ("/bin/busybox", "sh", str(STRESS_NG_WRAPPER), name.partition(":")[2],
+                str(duration), str(seed))
+        return GuestTest(test_name(name), argv, duration + TIMEOUT_GRACE, repeats)
+    argv = (str(GUEST_STRESS_DIR / name), "--duration", str(duration), "--seed", str(seed),
+            *_settings_args(name, settings))
+    return GuestTest(name, argv, duration + TIMEOUT_GRACE, repeats)
+
+
+def _settings_args(name: str, settings: GuestSettings) -> tuple[str, ...]:
+    """Options that follow the guest settings: no THP or KSM work when the job turns it off."""
+    if name != "migrate":
+        return ()
+    return ("--thp", str(int(settings.thp != "never")), "--ksm", str(int(settings.ksm)))
 
 
 def build_stress(src: Path, out: Path) -> dict[str, Path]:
@@ -87,9 +198,15 @@ def build_stress(src: Path, out: Path) -> dict[str, Path]:
     return {name: out / name for name in listed.stdout.split()}
 
 
-def render_init(tests: Sequence[GuestTest]) -> str:
+def render_init(tests: Sequence[GuestTest], settings: GuestSettings | None = None) -> str:
     """The /init script for these tests."""
-    return _TEMPLATES.get_template("init.j2").render(tests=tests)
+    return _TEMPLATES.get_template("init.j2").render(tests=tests,
+                                                     settings=settings or GuestSettings())
+
+
+def render_stress_ng() -> str:
+    """The guest's wrapper around stress-ng (STRESS_NG_WRAPPER)."""
+    return _TEMPLATES.get_template("stress-ng.sh").render()
 
 
 def build_initramfs(
@@ -97,37 +214,55 @@ def build_initramfs(
     dest: Path,
     stress_bins: dict[str, Path],
     busybox: Path = Path("/bin/busybox"),
+    settings: GuestSettings | None = None,
+    stress_ng: Path | None = None,
 ) -> Path:
     """Write an uncompressed newc initramfs for `tests` to dest; return dest.
 
-    Raises InfraError when busybox or a stress binary is missing or not
-    static, UserError when tests repeat a name or run a program not built.
+    stress-ng (found on PATH unless given) and its shared libraries go in
+    only when a test runs it. Raises InfraError when busybox or a stress
+    binary is missing or not static, or stress-ng is needed and missing;
+    UserError when tests repeat a name or run a program not built.
     dest is replaced atomically: a half-written image never exists under it.
     """
-    _check_static(
+    check_static(
         busybox, "busybox", "install Debian's busybox-static (its busybox package is dynamic)"
     )
     for name, path in stress_bins.items():
-        _check_static(path, f"stress program {name}", "rebuild it with stress/Makefile")
+        check_static(path, f"stress program {name}", "rebuild it with stress/Makefile")
     _check_tests(tests, stress_bins)
     stress_dir = str(GUEST_STRESS_DIR).lstrip("/")
     entries = [cpio.directory(d) for d in ("bin", "dev", "proc", "sys", "tmp", stress_dir)]
     entries += [
         # The kernel opens /dev/console for init before anything is mounted.
         cpio.char_device("dev/console", 5, 1),
-        cpio.regular("init", render_init(tests).encode(), 0o755),
+        cpio.regular("init", render_init(tests, settings).encode(), 0o755),
         cpio.regular("bin/busybox", busybox.read_bytes(), 0o755),
     ]
     entries += [
         cpio.regular(f"{stress_dir}/{name}", path.read_bytes(), 0o755)
         for name, path in stress_bins.items()
     ]
+    if any(str(STRESS_NG_WRAPPER) in t.argv for t in tests):
+        entries += _stress_ng_entries(stress_ng)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
     with open(tmp, "wb") as f:
         cpio.write(entries, f)
     os.replace(tmp, dest)
     return dest
+
+
+def _stress_ng_entries(binary: Path | None) -> list[cpio.Entry]:
+    if binary is None:
+        found = shutil.which(STRESS_NG)
+        if found is None:
+            raise InfraError("stress-ng tests need stress-ng on the host: apt-get install stress-ng")
+        binary = Path(found)
+    files = hostbin.collect(binary, PurePosixPath("/bin/stress-ng"))
+    wrapper = cpio.regular(str(STRESS_NG_WRAPPER).lstrip("/"), render_stress_ng().encode(),
+                           0o755)
+    return [*hostbin.entries(files, skip_dirs={"bin"}), wrapper]
 
 
 def _check_tests(tests: Sequence[GuestTest], stress_bins: dict[str, Path]) -> None:
@@ -143,7 +278,7 @@ def _check_tests(tests: Sequence[GuestTest], stress_bins: dict[str, Path]) -> No
             )
 
 
-def _check_static(path: Path, what: str, hint: str) -> None:
+def check_static(path: Path, what: str, hint: str) -> None:
     """The guest has no libc or loader: every binary must be linked statically."""
     if not path.is_file():
         raise InfraError(f"{what} not found at {path}: {hint}")

@@ -30,6 +30,7 @@ _BASE_RE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.M)
 class Subject:
     title: str  # the subject without its bracketed prefixes
     version: int = 1
+    variant: str = ""  # what follows the version number: "-buildfix" in "v2-buildfix"
     counter: int = 1
     total: int = 1
     rfc: bool = False
@@ -52,6 +53,7 @@ class PatchMail:
 @dataclass(frozen=True)
 class MailRevision:
     version: int
+    variant: str
     patches: tuple[PatchMail, ...]  # ordered by counter
     cover: PatchMail | None = None
     problems: tuple[str, ...] = ()  # "patch 2/3 missing", "patch 2/3 sent twice, differently"
@@ -62,7 +64,7 @@ class MailRevision:
 
     @property
     def name(self) -> str:
-        return f"v{self.version}"
+        return f"v{self.version}{self.variant}"
 
     @property
     def title(self) -> str:
@@ -91,11 +93,11 @@ def parse_subject(subject: str) -> Subject:
     while m := _PREFIX_RE.match(s):
         words += m.group(1).replace(",", " ").split()
         s = s[m.end():]
-    version, counter, total, tags = 1, 1, 1, []
+    version, variant, counter, total, tags = 1, "", 1, 1, []
     rfc = resend = False
     for w in words:
-        if m := re.fullmatch(r"[vV](\d+)", w):
-            version = int(m.group(1))
+        if m := re.fullmatch(r"[vV](\d+)([-_.][\w.-]+)?", w):
+            version, variant = int(m.group(1)), m.group(2) or ""
         elif m := re.fullmatch(r"(\d+)/(\d+)", w):
             counter, total = int(m.group(1)), int(m.group(2))
         elif w.upper() == "RFC":
@@ -104,14 +106,14 @@ def parse_subject(subject: str) -> Subject:
             resend = True
         elif w.upper() != "PATCH":
             tags.append(w)
-    return Subject(s.strip(), version, counter, total, rfc, resend, reply, tuple(tags))
+    return Subject(s.strip(), version, variant, counter, total, rfc, resend, reply, tuple(tags))
 
 
 def group(mails: list[Mail]) -> list[MailRevision]:
     """The revisions the mails hold, oldest version first."""
     msgs = [(m, m.message()) for m in mails]
     replies = _reply_trailers([msg for _, msg in msgs])
-    groups: dict[int, _Group] = defaultdict(_Group)
+    groups: dict[tuple[int, str], _Group] = defaultdict(_Group)
     for mail, msg in msgs:
         subj = parse_subject(str(msg.get("Subject", "")))
         if subj.reply:
@@ -119,7 +121,7 @@ def group(mails: list[Mail]) -> list[MailRevision]:
         body = _body(msg)
         pm = PatchMail(subj, _msgid(msg), str(msg.get("From", "")), str(msg.get("Date", "")),
                        mail.raw, body, tuple(_trailers(body) + replies.get(_msgid(msg), [])))
-        g = groups[subj.version]
+        g = groups[(subj.version, subj.variant)]
         if subj.counter == 0 or (not udiff.has_diff(body) and subj.total > 1):
             g.covers.append(pm)
         elif udiff.has_diff(body):
@@ -128,7 +130,7 @@ def group(mails: list[Mail]) -> list[MailRevision]:
     return [_revision(v, g, replies) for v, g in sorted(groups.items()) if g.patches or g.covers]
 
 
-def _revision(version: int, g: _Group, replies: dict[str, list[str]]) -> MailRevision:
+def _revision(key: tuple[int, str], g: _Group, replies: dict[str, list[str]]) -> MailRevision:
     problems: list[str] = []
     total = max(g.totals, default=len(g.patches))
     if len(g.totals) > 1:
@@ -153,7 +155,7 @@ def _revision(version: int, g: _Group, replies: dict[str, list[str]]) -> MailRev
     base = next((m.group(1) for t in texts for m in [_BASE_RE.search(t)] if m), "")
     every = [*g.covers, *(p for ps in g.patches.values() for p in ps)]
     return MailRevision(
-        version, tuple(chosen), cover, tuple(problems), base,
+        *key, tuple(chosen), cover, tuple(problems), base,
         rfc=any(p.subject.rfc for p in every), resend=any(p.subject.resend for p in every),
         trailers=tuple(replies.get(cover.msgid, [])) if cover else ())
 
@@ -164,7 +166,7 @@ def _reply_trailers(msgs: list[EmailMessage]) -> dict[str, list[str]]:
     for msg in msgs:
         if not parse_subject(str(msg.get("Subject", ""))).reply:
             continue
-        parent = str(msg.get("In-Reply-To", "")).strip()
+        parent = str(msg.get("In-Reply-To", "")).strip().strip("<>")
         for t in _trailers(_body(msg)):
             if not t.lower().startswith(("signed-off-by", "cc:")) and t not in out[parent]:
                 out[parent].append(t)

@@ -61,7 +61,9 @@ def split(data: bytes, what: str, rd: bool = False) -> list[Mail]:
     chunks: list[list[bytes]] = []
     cur: list[bytes] | None = None
     for line in data.splitlines(keepends=True):
-        if _FROM_RE.match(line) and (cur is None or not cur or cur[-1] == b"\n"):
+        # Like `git mailsplit`, no blank line is required before a From_ line:
+        # `cat *.patch` of format-patch files without a signature has none.
+        if _FROM_RE.match(line):
             cur = []
             chunks.append(cur)
             continue

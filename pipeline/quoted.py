@@ -19,7 +19,7 @@ from pipeline import udiff
 _QUOTE_RE = re.compile(r"^((?:> ?)+)")
 # A message starts at an mbox From_ line or at an unquoted "From: NAME" line
 # (the form web archives export: "From: Mel Gorman on").
-_MSG_RE = re.compile(r"^(?:From \S+ .*\d\d:\d\d|From: (?P<who>.+?))\s*$")
+_MSG_RE = re.compile(r"^(?:From \S+ .*\d\d:\d\d.*|From: (?P<who>.+?))\s*$")
 _VERSION_RE = re.compile(r"^\s*v(\d+)\s*:|\[[^\]]*PATCH[^\]]*\bv(\d+)\b", re.I | re.M)
 _SOB_RE = re.compile(r"^Signed-off-by:\s*(.+?)\s*(?:<.*)?$", re.M)
 

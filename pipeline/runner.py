@@ -78,7 +78,7 @@ def run_revision(ctx: Context, rev: series.Revision, run: Run,
             spec = cell.CellSpec(rev.name, n, kernel, ctx.initrd, ctx.job.memory_mb,
                                  ctx.job.numa_nodes, ctx.accel, ctx.job.boot_timeout,
                                  ctx.job.test_slack)
-            s = cell.run(spec, ctx.tests, rdir / f"vcpus-{n}", progress)
+            s = cell.run(spec, ctx.tests, ctx.out, f"{rev.name}/vcpus-{n}", progress)
             if "accel_fallback" in s.properties:
                 ctx = replace(ctx, accel="tcg")
                 run.properties["accel"] = "tcg"
@@ -94,10 +94,17 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
                   progress: Callable[[str], None]) -> Path | None:
     progress(f"{rev.name}: apply ({len(rev.patches)} patches)")
     t0 = time.monotonic()
-    applied = tree.apply(ctx.worktree, ctx.base, list(rev.patches))
+    applied = tree.apply(ctx.worktree, ctx.base, list(rev.patches), keep=rdir / "applied")
     (rdir / "apply.log").write_text(applied.log)
-    case = Case("apply", time=time.monotonic() - t0, artifacts=[str(rdir / "apply.log")])
+    case = Case("apply", time=time.monotonic() - t0, artifacts=[
+        f"{rev.name}/apply.log", *(f"{rev.name}/applied/{p.name}" for p in applied.kept)])
     case.properties["patches"] = str(len(rev.patches))
+    # Which strategy each patch needed: a mangled mail is applied, but a reviewer should know.
+    case.properties["strategy"] = applied.strategy
+    for i, (name, strategy) in enumerate(applied.strategies, 1):
+        case.properties[f"strategy_{i}"] = f"{name}: {strategy}"
+    if rev.quoted:
+        case.properties["quoted"] = f"recovered from a quote, not the author's mail: {rev.origin}"
     if not applied.ok:
         _set(case, Status.FAIL, "apply-error", applied.message, applied.log)
     suite.cases.append(case)
@@ -110,7 +117,7 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     conf = kconfig.generate(ctx.worktree, ctx.gen_dir, ctx.job.kconfig_base, ctx.job.fragments,
                             rdir / "kconfig.log")
     shutil.copyfile(conf.config, rdir / ".config")
-    case = Case("kconfig", time=time.monotonic() - t0, artifacts=[str(rdir / ".config")])
+    case = Case("kconfig", time=time.monotonic() - t0, artifacts=[f"{rev.name}/.config"])
     if not conf.ok:
         msg = f"{len(conf.unmet)} requested options did not stick: {conf.unmet[0]}"
         _set(case, Status.FAIL, "kconfig-error", msg, "\n".join(conf.unmet))
@@ -124,7 +131,7 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     t0 = time.monotonic()
     b = build.build(ctx.worktree, ctx.build_dir, rdir / "build.log", rdir / "bzImage",
                     ctx.job.build_timeout)
-    case = Case("build", time=b.duration, artifacts=[str(rdir / "build.log")])
+    case = Case("build", time=b.duration, artifacts=[f"{rev.name}/build.log"])
     if b.ok:
         case.properties["kernel_release"] = b.release
         suite.properties["kernel_release"] = b.release

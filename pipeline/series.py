@@ -228,7 +228,8 @@ def _from_quoted(source: str, name: str, text: str) -> Series:
         desc = (f"v{q.version} as quoted by {who} (message {q.message}): {len(q.files)} files, "
                 f"{q.hunks} hunks{cut}; not the author's mail, whitespace as the archive left it")
         revs.append(Revision(rname, files, desc, quoted=True,
-                             origin=f"{source}, quoted by {who} in message {q.message}"))
+                             origin=f"{source}, quoted by {who} in message {q.message}",
+                             info=(PatchInfo(f"v{q.version} quoted by {who}", author=q.author),)))
     return Series(name, source, tuple(revs))
 
 
@@ -280,3 +281,30 @@ def _from_toml(path: Path) -> Series:
         raise UserError(f"{toml}: no [[revision]] tables")
     meta = {k: v for k, v in data.items() if k != "revision"}
     return Series(data.get("name", path.name), str(path), tuple(revs), meta)
+
+
+def describe(rev: Revision) -> dict:
+    """What a revision holds, for `kpv series`: files and hunk counts per patch, and labels."""
+    patches = []
+    for i, p in enumerate(rev.patches):
+        files = udiff.parse(p.read_bytes().decode("utf-8", "replace"))
+        info = rev.info[i] if i < len(rev.info) else None
+        patches.append({
+            "file": str(p),
+            "subject": info.subject if info else "",
+            "message_id": info.msgid if info else "",
+            "trailers": list(info.trailers) if info else [],
+            "files": [{"path": f.path or "(not named in the quote)", "hunks": len(f.hunks),
+                       "truncated_hunks": sum(h.truncated for h in f.hunks)} for f in files],
+            "hunks": sum(len(f.hunks) for f in files),
+        })
+    return {
+        "name": rev.name, "description": rev.description, "expect": rev.expect,
+        "quoted": rev.quoted, "origin": rev.origin, "message_id": rev.message_id,
+        "base_commit": rev.base_commit, "problems": list(rev.problems),
+        "trailers": list(rev.trailers),
+        "files": sorted({f["path"] for p in patches for f in p["files"]}),
+        "hunks": sum(p["hunks"] for p in patches),
+        "patches": [str(p) for p in rev.patches],
+        "patch_details": patches,
+    }

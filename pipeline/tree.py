@@ -24,6 +24,8 @@ from pipeline.job import DEBIAN_TREE
 
 DEBIAN_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 BASE_TAG = "kpv-base"
+GIT_AM = "git am -3"
+WS_APPLY = "whitespace-tolerant"
 
 # git am needs an identity, and the user's own config must not matter.
 _GIT_ENV = {
@@ -34,6 +36,10 @@ _GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_CONFIG_GLOBAL": os.devnull,
     "GIT_TERMINAL_PROMPT": "0",
+    # No automatic repack of an 80k-file repository in the middle of a run.
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "gc.auto",
+    "GIT_CONFIG_VALUE_0": "0",
 }
 
 
@@ -51,6 +57,17 @@ class ApplyResult:
     failed_patch: str  # the patch that did not apply ("" when ok)
     message: str  # one line: what failed, naming the patch and file
     log: str  # git's whole output
+    # (patch name, strategy) per applied patch: GIT_AM, or WS_APPLY plus what it checked
+    strategies: tuple[tuple[str, str], ...] = ()
+    kept: tuple[Path, ...] = ()  # the patches as applied (`git format-patch` of each commit)
+
+    @property
+    def strategy(self) -> str:
+        """One line for reports: "git am -3", or which patches needed the fallback."""
+        ws = [n for n, s in self.strategies if s != GIT_AM]
+        if not ws:
+            return GIT_AM if self.strategies else "nothing to apply"
+        return f"{WS_APPLY} for {len(ws)} of {len(self.strategies)} patch(es): {', '.join(ws)}"
 
 
 def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -143,20 +160,100 @@ def reset(wt: Path, base: Base) -> None:
     git(wt, "clean", "-q", "-f", "-d")
 
 
-def apply(wt: Path, base: Base, patches: list[Path]) -> ApplyResult:
-    """Reset to the base, then `git am -3` each patch in order."""
+def apply(wt: Path, base: Base, patches: list[Path], keep: Path | None = None) -> ApplyResult:
+    """Reset to the base, then apply each patch in order, one commit each.
+
+    Per patch: refuse it if unsafe (pipeline.patchsafety); `git am -3`; only if
+    that fails, kpv's whitespace-tolerant applier (pipeline.wsapply), for mails
+    an archive mangled. keep: a folder to write each patch as applied into.
+    On failure the worktree is reset to the base.
+    """
     reset(wt, base)
     applied: list[str] = []
+    strategies: list[tuple[str, str]] = []
+    kept: list[Path] = []
     log: list[str] = []
     for patch in patches:
-        p = git(wt, "am", "-3", "--keep-cr", str(patch), check=False)
-        log.append(f"$ git am -3 {patch.name}\n{p.stdout}{p.stderr}")
-        if p.returncode != 0:
+        strategy, why = _apply_one(wt, patch, log)
+        if strategy is None:
             git(wt, "am", "--abort", check=False)
             reset(wt, base)
-            return ApplyResult(False, tuple(applied), patch.name, _why(patch.name, p), "".join(log))
+            return ApplyResult(False, tuple(applied), patch.name, why, "".join(log),
+                               tuple(strategies), tuple(kept))
         applied.append(patch.name)
-    return ApplyResult(True, tuple(applied), "", "", "".join(log))
+        strategies.append((patch.name, strategy))
+        log.append(f"{patch.name}: applied by {strategy}\n")
+        if keep is not None:
+            kept.append(_keep(wt, keep, len(applied), patch.name))
+    return ApplyResult(True, tuple(applied), "", "", "".join(log), tuple(strategies), tuple(kept))
+
+
+def _apply_one(wt: Path, patch: Path, log: list[str]) -> tuple[str | None, str]:
+    """(strategy, "") when the patch applied and was committed, else (None, why not)."""
+    from pipeline import patchsafety, wsapply
+
+    text = patch.read_bytes().decode("utf-8", "surrogateescape")
+    try:
+        patchsafety.check(text, patch.name, wt)
+    except UserError as e:
+        log.append(f"refused: {e}\n")
+        return None, f"patch {patch.name} refused: {e}"
+    p = git(wt, "am", "-3", "--keep-cr", str(patch), check=False)
+    log.append(f"$ git am -3 {patch.name}\n{p.stdout}{p.stderr}")
+    if p.returncode == 0:
+        return GIT_AM, ""
+    git(wt, "am", "--abort", check=False)
+    try:
+        ws = wsapply.apply(wt, text, patch.name)
+    except UserError as e:
+        log.append(f"refused: {e}\n")
+        return None, f"patch {patch.name} refused: {e}"
+    log.append(f"$ kpv {WS_APPLY} {patch.name}\n")
+    if not ws.ok:
+        log.append(f"{ws.message}\n")
+        return None, _why(patch.name, p)  # the fallback's reason is in the log
+    for f in ws.files:
+        log.append(f"  {f.path}: {f.action}, {f.hunks} hunk(s), {f.check}\n")
+        log.extend(f"    {n}\n" for n in f.notes)
+    _commit(wt, patch, text)
+    check = "whitespace verified against the patch's index blobs" if ws.verified else (
+        "whitespace of added lines guessed: " + "; ".join(
+            f"{f.path}: {f.check}" for f in ws.files if not f.check.startswith("verified")))
+    return f"{WS_APPLY} ({check})", ""
+
+
+def _commit(wt: Path, patch: Path, text: str) -> None:
+    """Commit what wsapply wrote, with the mail's author, date and message when it is a mail."""
+    import email
+    import email.utils
+
+    from pipeline import mailseries
+
+    msg = email.message_from_string(text)
+    name, addr = email.utils.parseaddr(str(msg.get("From", "")))
+    subject = mailseries.parse_subject(str(msg.get("Subject", ""))).title
+    body = msg.get_payload() if not msg.is_multipart() else ""
+    body = str(body).split("\n---\n", 1)[0].strip() if subject else ""
+    message = f"{subject or 'Apply ' + patch.name}\n\n{body}\n" if body else \
+        f"{subject or 'Apply ' + patch.name}\n"
+    args = ["commit", "-q", "--no-verify", "-F", "-"]
+    if name or addr:
+        args += ["--author", f"{name or addr} <{addr or 'unknown'}>"]
+    if msg.get("Date"):
+        args += ["--date", str(msg["Date"])]
+    git(wt, "add", "-A")
+    p = subprocess.run(["git", "-C", str(wt), *args], input=message, capture_output=True,
+                       text=True, env={**os.environ, **_GIT_ENV})
+    if p.returncode != 0:
+        raise InfraError(f"git commit in {wt} failed after applying {patch.name}: "
+                         f"{p.stderr.strip()}")
+
+
+def _keep(wt: Path, folder: Path, n: int, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / (name if re.match(r"\d{4}-", name) else f"{n:04d}-{name}")
+    out.write_text(git(wt, "format-patch", "-1", "--stdout", "HEAD").stdout)
+    return out
 
 
 def _why(name: str, p: subprocess.CompletedProcess) -> str:

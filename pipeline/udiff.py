@@ -40,9 +40,9 @@ class Hunk:
     def new(self) -> list[str]:
         return [ln[1:] for ln in self.lines if ln[:1] in (" ", "+")]
 
-    def header(self) -> str:
-        """The @@ line recomputed from the lines held (differs from the mail's when truncated)."""
-        o, n = len(self.old()), len(self.new())
+    def header(self, recount: bool = False) -> str:
+        """The @@ line; recount: from the lines held (differs from the mail's when truncated)."""
+        o, n = (len(self.old()), len(self.new())) if recount else (self.old_len, self.new_len)
         sec = f" {self.section}" if self.section else ""
         return f"@@ -{self.old_start},{o} +{self.new_start},{n} @@{sec}"
 
@@ -63,7 +63,7 @@ class FilePatch:
         return self.new_path or self.old_path
 
     def text(self) -> str:
-        """This file's part of a clean diff: header, recomputed hunk headers, lines."""
+        """This file's part of a diff, line prefixes normalised, headers as the mail had them."""
         out = list(self.header)
         for h in self.hunks:
             out.append(h.header())

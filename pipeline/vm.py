@@ -111,7 +111,12 @@ def command(m: Machine, qemu: str = QEMU) -> list[str]:
     cmd = [qemu, "-accel", m.accel]
     if m.accel == "kvm":
         cmd += ["-cpu", "host"]
-    cmd += ["-m", f"{m.memory_mb}M", "-smp", str(m.vcpus)]
+    # One socket per node (or per vCPU when they do not divide evenly): QEMU's
+    # default puts every vCPU in one socket sharing a last-level cache, and a
+    # cache shared across NUMA nodes makes the kernel WARN in topology_sane().
+    sockets = m.numa_nodes if m.vcpus % m.numa_nodes == 0 else m.vcpus
+    smp = f"{m.vcpus},sockets={sockets},cores={m.vcpus // sockets},threads=1"
+    cmd += ["-m", f"{m.memory_mb}M", "-smp", smp]
     per_node = m.memory_mb // m.numa_nodes
     for node in range(m.numa_nodes):
         cmd += ["-object", f"memory-backend-ram,id=mem{node},size={per_node}M"]

@@ -30,7 +30,7 @@ import difflib
 import hashlib
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -51,6 +51,7 @@ class FileResult:
     action: str  # "modified", "created", "deleted"
     hunks: int
     check: str  # "verified: blob 1a2b3c4 as the patch says", "guessed: ...", "no index line"
+    notes: tuple[str, ...] = ()  # ties the hunk header broke
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class _File:
     lines: list[_Line]
     gaps: list[list[str]]  # candidates per uncertain gap, best first
     final_newline: bool = True
+    offset: int = 0  # where the last hunk matched, minus where its header said
+    notes: list[str] = field(default_factory=list)
 
     def text(self, choice: list[int] | None = None) -> str:
         body = "\n".join(ln.render(self.gaps, choice) for ln in self.lines)
@@ -141,7 +144,7 @@ def _plan(wt: Path, fp: udiff.FilePatch, name: str, collapsed: bool
             raise NoMatch(f"{name}: {path}: the patch deletes it, but lines would remain")
         return path, None, FileResult(path, "deleted", len(fp.hunks), "deleted")
     check = _settle(f, fp)
-    return path, f.text(), FileResult(path, action, len(fp.hunks), check)
+    return path, f.text(), FileResult(path, action, len(fp.hunks), check, tuple(f.notes))
 
 
 def _is_new(fp: udiff.FilePatch) -> bool:
@@ -151,8 +154,7 @@ def _is_new(fp: udiff.FilePatch) -> bool:
 
 def _apply_hunk(f: _File, h: udiff.Hunk, i: int, path: str, name: str, collapsed: bool) -> None:
     old = [_norm(s) for s in h.old()]
-    where = f"{name}: {path}: hunk {i} (@@ -{h.old_start},{h.old_len} +{h.new_start},{h.new_len}" \
-            f" @@ {h.section})".rstrip()
+    where = f"{name}: {path}: hunk {i} ({h.header()})"
     if h.truncated:
         raise NoMatch(f"{where} is cut short (the mail holds fewer lines than its header says)")
     at = _find(f, old, h, where)
@@ -198,6 +200,14 @@ def _new_side_lacks_newline(h: udiff.Hunk) -> bool:
 
 
 def _find(f: _File, old: list[str], h: udiff.Hunk, where: str) -> int:
+    """Where the hunk's old lines are, ignoring whitespace; NoMatch when not exactly one place.
+
+    Kernel code repeats itself (expand_upwards and expand_downwards differ in a
+    few lines), so when the lines match several places, the hunk header's own
+    evidence decides: the function it names, then the line it names (moved by
+    the offset earlier hunks of this file had). If that leaves one, it is used
+    and noted; otherwise the hunk is refused.
+    """
     if not old:
         return min(max(h.old_start, 0), len(f.lines))
     norms = [ln.norm for ln in f.lines]
@@ -205,10 +215,30 @@ def _find(f: _File, old: list[str], h: udiff.Hunk, where: str) -> int:
             if norms[p] == old[0] and norms[p:p + len(old)] == old]
     if not hits:
         raise NoMatch(f"{where} matches nowhere, even ignoring whitespace")
-    if len(hits) > 1:
+    chosen = hits
+    if len(chosen) > 1 and h.section:
+        chosen = [p for p in chosen if _function_at(f, p).startswith(_norm(h.section))]
+    if len(chosen) > 1:
+        chosen = [p for p in chosen if p == h.old_start - 1 + f.offset]
+    if len(chosen) != 1:
         at = ", ".join(str(p + 1) for p in hits[:6])
-        raise NoMatch(f"{where} matches {len(hits)} places (lines {at}): ambiguous, refusing")
-    return hits[0]
+        raise NoMatch(f"{where} matches {len(hits)} places (lines {at}) and its header does not "
+                      "tell them apart: ambiguous, refusing")
+    if len(hits) > 1:
+        f.notes.append(f"{where.split(': ', 1)[1]} matched {len(hits)} places; line "
+                       f"{chosen[0] + 1} is the one its header names")
+    f.offset = chosen[0] - (h.old_start - 1)
+    return chosen[0]
+
+
+def _function_at(f: _File, p: int) -> str:
+    """The whitespace-free text of the nearest line above p that git would name a hunk by."""
+    for i in range(p - 1, -1, -1):
+        first = f.lines[i].render(f.gaps)[:1]
+        # git's default: a line starting with a letter, '_' or '$'; labels ("out:") are not.
+        if first and (first.isalpha() or first in "_$") and not f.lines[i].norm.endswith(":"):
+            return f.lines[i].norm
+    return ""
 
 
 def _guess_file(wt: Path, fp: udiff.FilePatch, name: str) -> str:
@@ -279,6 +309,10 @@ def _leads(tokens: list[str], prev: list[str], nxt: str | None, tmpl: str | None
     pl, nl = _lead(p), _lead(nxt) if nxt is not None and nxt.strip() else None
     first = tokens[0]
     cands: list[str] = []
+    if not first.startswith("*"):
+        # Below a comment's " * " lines, code is indented like the comment's "/*".
+        pl = _code_lead(p)
+        nl = _code_lead(nxt) if nl is not None else None
     if tmpl is not None:
         cands.append(_lead(tmpl))
     ps = p.strip()
@@ -318,6 +352,8 @@ def _inner(j: int, tokens: list[str], seps: dict[int, list[str]], prev: list[str
             base = widths[0]
             order = [*widths, base + 2, base + 4, base + 6, base - 2, *range(1, 13)]
             cands += [" " * w for w in order if w > 0]
+    elif tokens[j - 1].endswith((".", "?", "!", ":")) and tokens[0].startswith(("*", "/*")):
+        cands += [" ", "  "]  # prose in a comment: some put two blanks after a sentence
     elif (tok == "\\" and j == len(tokens) - 1) or (j == 2 and tokens[0] == "#define"):
         cands += [" ", "\t", "\t\t"]
     return ([*cands, " "]) if cands else [" "]
@@ -334,6 +370,13 @@ def _template_seps(tmpl: str, tokens: list[str]) -> dict[int, list[str]]:
             if b + d > 0 and a + d > 0:
                 out[b + d] = [tseps[a + d]]
     return out
+
+
+def _code_lead(s: str | None) -> str:
+    lead = _lead(s)
+    if s is not None and s.strip().startswith("*") and lead.endswith(" "):
+        return lead[:-1]
+    return lead
 
 
 def _lead(s: str | None) -> str:
@@ -409,17 +452,54 @@ def _settle(f: _File, fp: udiff.FilePatch) -> str:
     want = fp.new_blob
     if not want or set(want) == {"0"}:
         return "guessed: the patch names no resulting blob" if f.gaps else "no gaps to guess"
-    if _blob(f.text()).startswith(want):
-        return f"verified: blob {want} as the patch says"
     if not f.gaps:
-        return f"guessed: differs from blob {want} the patch names"
-    for choice in islice(_choices([len(g) for g in f.gaps]), SEARCH_BUDGET):
-        if _blob(f.text(choice)).startswith(want):
+        ok = _blob(f.text()).startswith(want)
+        return f"{'verified' if ok else 'differs'}: blob {want}" + (
+            " as the patch says" if ok else " is what the patch names")
+    hasher = _Hasher(f)
+    for n, choice in enumerate(islice(_choices([len(g) for g in f.gaps]), SEARCH_BUDGET), 1):
+        if hasher.blob(choice).startswith(want):
             for i, c in enumerate(choice):
                 f.gaps[i] = [f.gaps[i][c]]
-            return f"verified: blob {want} as the patch says"
+            tried = f" ({n} whitespace candidates tried)" if n > 1 else ""
+            return f"verified: blob {want} as the patch says{tried}"
     return (f"guessed: no whitespace among the {SEARCH_BUDGET} tried gives blob {want}; "
             "kept the best guess")
+
+
+class _Hasher:
+    """Git blob hashes of a file under many gap choices, re-rendering only the uncertain lines."""
+
+    def __init__(self, f: _File) -> None:
+        self.f = f
+        self.parts: list[bytes | _Line] = []
+        run: list[str] = []
+        for ln in f.lines:
+            if any(isinstance(p, int) for p in ln.pieces):
+                self.parts.append("".join(f"{x}\n" for x in run).encode("utf-8", "surrogateescape"))
+                self.parts.append(ln)
+                run = []
+            else:
+                run.append(ln.render(f.gaps))
+        self.parts.append("".join(f"{x}\n" for x in run).encode("utf-8", "surrogateescape"))
+        if not f.final_newline and self.parts[-1]:
+            self.parts[-1] = self.parts[-1][:-1]
+        self.head = self.parts[0]
+        self.states: dict[int, object] = {}  # total length -> sha1 state after header + head
+
+    def blob(self, choice: list[int]) -> str:
+        tail = [p if isinstance(p, bytes) else
+                (p.render(self.f.gaps, choice) + "\n").encode("utf-8", "surrogateescape")
+                for p in self.parts[1:]]
+        if not self.f.final_newline and not self.parts[-1]:
+            tail[-2] = tail[-2][:-1]
+        size = len(self.head) + sum(map(len, tail))
+        if size not in self.states:
+            self.states[size] = hashlib.sha1(b"blob %d\0" % size + self.head)
+        h = self.states[size].copy()
+        for t in tail:
+            h.update(t)
+        return h.hexdigest()
 
 
 def _choices(sizes: list[int]):

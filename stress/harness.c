@@ -6,19 +6,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define KPV_PRINT_LIMIT 20
 
 static void usage(const char *prog, const struct kpv_option *opts, int nopts)
 {
-	fprintf(stderr, "usage: %s [--duration S] [--seed N]", prog);
+	fprintf(stderr, "usage: %s [--duration S] [--seed N] [--repeat N]", prog);
 	for (int i = 0; i < nopts; i++)
 		fprintf(stderr, " [--%s N]", opts[i].name);
 	fprintf(stderr, "\n  --%-14s run for S seconds (default 10)\n"
 		"  --%-14s seed of every random choice (default 1)\n",
 		"duration S", "seed N");
+	fprintf(stderr, "  --%-14s which run of a repeated test (printed only)\n",
+		"repeat N");
 	for (int i = 0; i < nopts; i++) {
 		char flag[64];
 
@@ -38,13 +43,15 @@ static int parse_long(const char *s, long *out)
 }
 
 /* Returns the option's value slot, or NULL for an unknown name. */
-static long *find_option(const char *name, size_t len, long *duration,
-			 long *seed, const struct kpv_option *opts, int nopts)
+static long *find_option(struct kpv_harness *h, const char *name, size_t len,
+			 const struct kpv_option *opts, int nopts)
 {
 	if (len == 8 && !strncmp(name, "duration", len))
-		return duration;
+		return &h->duration;
 	if (len == 4 && !strncmp(name, "seed", len))
-		return seed;
+		return &h->seed;
+	if (len == 6 && !strncmp(name, "repeat", len))
+		return &h->repeat;
 	for (int i = 0; i < nopts; i++)
 		if (strlen(opts[i].name) == len && !strncmp(name, opts[i].name, len))
 			return opts[i].value;
@@ -56,6 +63,8 @@ static void parse_args(struct kpv_harness *h, int argc, char **argv,
 {
 	h->duration = 10;
 	h->seed = 1;
+	/* init sets KPV_REPEAT for every run of a repeated test */
+	h->repeat = getenv("KPV_REPEAT") ? atol(getenv("KPV_REPEAT")) : 1;
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *value;
 		const char *eq = strchr(arg, '=');
@@ -66,7 +75,7 @@ static void parse_args(struct kpv_harness *h, int argc, char **argv,
 			goto bad;
 		arg += 2;
 		len = eq ? (size_t)(eq - arg) : strlen(arg);
-		slot = find_option(arg, len, &h->duration, &h->seed, opts, nopts);
+		slot = find_option(h, arg, len, opts, nopts);
 		if (!slot)
 			goto bad;
 		if (eq)
@@ -78,7 +87,7 @@ static void parse_args(struct kpv_harness *h, int argc, char **argv,
 		if (!parse_long(value, slot))
 			goto bad;
 	}
-	if (h->duration < 0)
+	if (h->duration < 1 || h->repeat < 1)
 		goto bad;
 	return;
 bad:
@@ -99,6 +108,8 @@ void kpv_init(struct kpv_harness *h, const char *test, int argc, char **argv,
 	h->test = test;
 	h->stats = stats;
 	h->nstats = nstats;
+	h->opts = opts;
+	h->nopts = nopts;
 	parse_args(h, argc, argv, opts, nopts);
 	h->shared = mmap(NULL, sizeof(*h->shared), PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -213,6 +224,147 @@ void kpv_fail(struct kpv_harness *h, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int64_t kpv_read_counter(const char *file, const char *key)
+{
+	char line[256];
+	size_t klen = key ? strlen(key) : 0;
+	int64_t value = -1;
+	FILE *f = fopen(file, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!key) {
+			value = strtoll(line, NULL, 10);
+			break;
+		}
+		if (!strncmp(line, key, klen) && line[klen] == ' ') {
+			value = strtoll(line + klen + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return value;
+}
+
+void kpv_counters(struct kpv_harness *h, const struct kpv_counter *c, int n)
+{
+	if (n > KPV_MAX_COUNTERS) {
+		fprintf(stderr, "%s: %d counters, at most %d\n", h->test, n,
+			KPV_MAX_COUNTERS);
+		exit(2);
+	}
+	h->counters = c;
+	h->ncounters = n;
+	for (int i = 0; i < n; i++)
+		h->counter_start[i] = kpv_read_counter(c[i].file, c[i].key);
+}
+
+int kpv_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return errno;
+	n = write(fd, text, strlen(text));
+	if (n < 0) {
+		int err = errno;
+
+		close(fd);
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
+int kpv_ncpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
+}
+
+/* /sys/devices/system/node/online reads "0" or "0-1" or "0-1,3". */
+int kpv_nodes(void)
+{
+	char buf[128];
+	int n = 0;
+	FILE *f = fopen("/sys/devices/system/node/online", "r");
+
+	if (!f)
+		return 1;
+	if (fgets(buf, sizeof(buf), f)) {
+		for (char *tok = strtok(buf, ",\n"); tok; tok = strtok(NULL, ",\n")) {
+			int lo, hi;
+
+			if (sscanf(tok, "%d-%d", &lo, &hi) == 2)
+				n += hi - lo + 1;
+			else
+				n += 1;
+		}
+	}
+	fclose(f);
+	return n > 0 ? n : 1;
+}
+
+void kpv_pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu % kpv_ncpus(), &set);
+	sched_setaffinity(0, sizeof(set), &set);	/* best effort */
+}
+
+void kpv_page_sign(void *page, size_t page_size, uint64_t index, uint64_t mark)
+{
+	volatile uint64_t *head = page;
+	volatile uint64_t *tail = (uint64_t *)((char *)page + page_size) - 2;
+
+	head[0] = tail[0] = index | KPV_PAGE_TAG;
+	head[1] = tail[1] = mark;
+}
+
+static int check_word(struct kpv_harness *h, const volatile uint64_t *word,
+		      uint64_t expected)
+{
+	uint64_t found = *word;
+
+	if (found == expected)
+		return 1;
+	kpv_check_fail(h, (const void *)word, expected, found);
+	return 0;
+}
+
+int kpv_page_check(struct kpv_harness *h, const void *page, size_t page_size,
+		   uint64_t index, uint64_t mark)
+{
+	const volatile uint64_t *head = page;
+	const volatile uint64_t *tail =
+		(const uint64_t *)((const char *)page + page_size) - 2;
+	int ok = check_word(h, &head[0], index | KPV_PAGE_TAG);
+
+	ok &= check_word(h, &head[1], mark);
+	ok &= check_word(h, &tail[0], index | KPV_PAGE_TAG);
+	ok &= check_word(h, &tail[1], mark);
+	return ok;
+}
+
+int kpv_page_check_zero(struct kpv_harness *h, const void *page,
+			size_t page_size)
+{
+	const volatile uint64_t *head = page;
+	const volatile uint64_t *tail =
+		(const uint64_t *)((const char *)page + page_size) - 2;
+	int ok = check_word(h, &head[0], 0);
+
+	ok &= check_word(h, &head[1], 0);
+	ok &= check_word(h, &tail[0], 0);
+	ok &= check_word(h, &tail[1], 0);
+	return ok;
+}
+
 static const char *errno_name(int err)
 {
 	const char *name = err ? strerrorname_np(err) : NULL;
@@ -232,11 +384,11 @@ int kpv_finish(struct kpv_harness *h)
 	for (int e = 0; e < KPV_MAX_ERRNO; e++)
 		errors += s->errno_count[e];
 	printf("@@kpv result %s ops=%llu elapsed_ms=%llu ops_per_s=%.1f errors=%llu "
-	       "check_failures=%llu seed=%ld", h->test, (unsigned long long)ops,
-	       (unsigned long long)elapsed_ms,
+	       "check_failures=%llu seed=%ld repeat=%ld", h->test,
+	       (unsigned long long)ops, (unsigned long long)elapsed_ms,
 	       elapsed_ms ? ops * 1000.0 / elapsed_ms : 0.0,
 	       (unsigned long long)errors,
-	       (unsigned long long)s->check_failures, h->seed);
+	       (unsigned long long)s->check_failures, h->seed, h->repeat);
 	for (int i = 0; i < h->nstats; i++)
 		printf(" %s%s=%llu", h->stats[i].name,
 		       h->stats[i].kind == KPV_OPS ? "_ops" : "",
@@ -245,6 +397,22 @@ int kpv_finish(struct kpv_harness *h)
 		if (s->errno_count[e])
 			printf(" errno_%s=%llu", errno_name(e),
 			       (unsigned long long)s->errno_count[e]);
+	for (int i = 0; i < h->nopts; i++) {
+		printf(" opt_");
+		for (const char *c = h->opts[i].name; *c; c++)
+			putchar(*c == '-' ? '_' : *c);
+		printf("=%ld", *h->opts[i].value);
+	}
+	for (int i = 0; i < h->ncounters; i++) {
+		int64_t now = kpv_read_counter(h->counters[i].file,
+					       h->counters[i].key);
+
+		if (now < 0 || h->counter_start[i] < 0)
+			printf(" %s=na", h->counters[i].name);
+		else
+			printf(" %s=%lld", h->counters[i].name,
+			       (long long)(now - h->counter_start[i]));
+	}
 	printf("\n");
 	fflush(stdout);
 	return s->check_failures ? 1 : 0;

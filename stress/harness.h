@@ -6,7 +6,13 @@
  * `return kpv_finish(&h);`, which prints the one result line kpv parses:
  *
  *   @@kpv result <test> ops=<n> elapsed_ms=<n> ops_per_s=<x.y> errors=<n>
- *       check_failures=<n> <kind>_ops=<n>... <name>=<n>... errno_<NAME>=<n>...
+ *       check_failures=<n> seed=<n> repeat=<n> <kind>_ops=<n>... <name>=<n>...
+ *       errno_<NAME>=<n>... opt_<option>=<n>... <counter>=<delta>|na...
+ *
+ * Counters are the kernel's own (/proc/vmstat, /sys/kernel/mm/ksm/...),
+ * read when kpv_counters() is called and again at the end: the line carries
+ * their deltas, the proof that a test's kernel path ran.  "na" means the
+ * kernel does not have the counter (a config option is off).
  *
  * Statistics live in a MAP_SHARED page made before any fork(), so every
  * process of a fork tree adds to the same totals; they are updated with
@@ -16,6 +22,7 @@
 #ifndef KPV_HARNESS_H
 #define KPV_HARNESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Per-program integer option: --<name> <value> or --<name>=<value>. */
@@ -37,7 +44,8 @@ struct kpv_stat {
 	enum kpv_stat_kind kind;
 };
 
-#define KPV_MAX_STATS 16
+#define KPV_MAX_STATS 32
+#define KPV_MAX_COUNTERS 16
 #define KPV_MAX_ERRNO 160	/* above every Linux errno value */
 
 /* Lives in shared memory: see the file comment. */
@@ -48,10 +56,24 @@ struct kpv_shared {
 	uint64_t check_failures;
 };
 
+/* A kernel counter: the value on line `key` of `file`, or the whole file
+ * when key is NULL. */
+struct kpv_counter {
+	const char *name;	/* in the result line */
+	const char *file;
+	const char *key;
+};
+
 struct kpv_harness {
 	const char *test;	/* name in the result line */
 	long duration;		/* seconds */
 	long seed;
+	long repeat;		/* which run of a repeated test; printed only */
+	const struct kpv_option *opts;
+	int nopts;
+	const struct kpv_counter *counters;
+	int ncounters;
+	int64_t counter_start[KPV_MAX_COUNTERS];	/* -1: unavailable */
 	const struct kpv_stat *stats;
 	int nstats;
 	uint64_t start_ns;	/* CLOCK_MONOTONIC */
@@ -95,6 +117,36 @@ void kpv_check_fail(struct kpv_harness *h, const void *addr,
 /* Any other failed check (a child killed by a signal, say). */
 void kpv_fail(struct kpv_harness *h, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Start the deltas of these kernel counters (at most KPV_MAX_COUNTERS). */
+void kpv_counters(struct kpv_harness *h, const struct kpv_counter *c, int n);
+
+/* A counter's value now, or -1 when the file or the key is missing. */
+int64_t kpv_read_counter(const char *file, const char *key);
+
+/* Write text to a /proc or /sys file; 0 or an errno value. */
+int kpv_write_file(const char *path, const char *text);
+
+/* Online CPUs and NUMA nodes (1 when the kernel has no NUMA). */
+int kpv_ncpus(void);
+int kpv_nodes(void);
+
+/* Pin the calling task to one CPU (modulo the online count). */
+void kpv_pin(int cpu);
+
+/*
+ * Marked pages: a page carries its index (tagged, so a zero page never
+ * passes) and its owner's mark in the first and the last two words.  A
+ * check counts and prints every wrong word (address, expected, found).
+ */
+#define KPV_PAGE_TAG 0x6b70760000000000ull
+void kpv_page_sign(void *page, size_t page_size, uint64_t index, uint64_t mark);
+/* 1 when the page holds index and mark, else 0 (failures counted). */
+int kpv_page_check(struct kpv_harness *h, const void *page, size_t page_size,
+		   uint64_t index, uint64_t mark);
+/* 1 when the marked words are zero, as after MADV_DONTNEED or a new map. */
+int kpv_page_check_zero(struct kpv_harness *h, const void *page,
+			size_t page_size);
 
 /* Print the result line; returns the exit status (1 on check failures). */
 int kpv_finish(struct kpv_harness *h);

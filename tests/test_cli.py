@@ -34,3 +34,11 @@ def test_unknown_revision_and_bad_cell(tmp_path, capsys):
 def test_parse_missing_log(tmp_path, capsys):
     assert main(["parse", str(tmp_path / "none.log")]) == 2
     assert "none.log: cannot read" in capsys.readouterr().err
+
+
+def test_doctor_names_the_package_for_what_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["doctor"]) == 2
+    out = capsys.readouterr().out
+    assert "MISSING  git: install git" in out
+    assert "MISSING  QEMU: qemu-system-x86_64 not found: install the qemu-system-x86 package" in out

@@ -85,7 +85,7 @@ def test_crlf_and_escapes_do_not_matter(path: Path) -> None:
 def test_report_spans(path: Path) -> None:
     """Each report lies within the log, starts where it says, and is found again
     when parsing starts at its first line (syzkaller's re-parse invariant)."""
-    lines = _text(path).splitlines()
+    lines = _text(path).split("\n")
     reports = console.parse(_text(path))
     assert [r.first_line for r in reports] == sorted(r.first_line for r in reports)
     for r in reports:
@@ -101,10 +101,9 @@ def test_report_spans(path: Path) -> None:
 def test_lockdep_report_details() -> None:
     text = _log("v1-6.1-boot-sleep-in-atomic-and-invalid-wait")
     boot, wait = console.parse(text)
-    # Numbered like str.splitlines() (and pipeline.markers): the iPXE banner's
-    # lone \r makes that one more than grep -n's line number, 229.
-    assert boot.first_line == 229
-    assert "BUG: sleeping function" in text.splitlines()[boot.first_line]
+    # 0-based, numbered like log.split("\n") and pipeline.markers: grep -n says 229.
+    assert boot.first_line == 228
+    assert "BUG: sleeping function" in text.split("\n")[boot.first_line]
     assert boot.frames[:6] == ["dump_stack_lvl", "dump_stack", "__might_resched",
                                "__might_sleep", "down_write", "expand_downwards"]
     assert "bprm_execve" in boot.frames and "lock_acquire" not in boot.frames  # `? ` frames
@@ -135,40 +134,48 @@ def test_warn_message_before_the_header_is_kept() -> None:
 
 def test_interleaved_reports_of_two_contexts_are_separated() -> None:
     reports = console.parse(_log("v1-6.1-stack-test-hang-interleaved"))
-    c0 = next(r for r in reports if r.first_line == 1078)  # grep -n: 1078 and 1088, see above
-    t52 = next(r for r in reports if r.first_line == 1088)
+    c0 = next(r for r in reports if r.first_line == 1077)  # grep -n: 1078 and 1088
+    t52 = next(r for r in reports if r.first_line == 1087)
     assert "[    C0]" in c0.text and "[   T52]" not in c0.text
     assert "[   T52]" in t52.text and "[    C0]" not in t52.text
     assert c0.frames[3] == "unmap_page_range" and t52.frames[5] == "expand_downwards"
     assert not c0.corrupted and not t52.corrupted
 
 
-def test_untimed_console_gives_the_same_reports() -> None:
-    # printk.time=0 and no CONFIG_PRINTK_CALLER: no prefix at all.
-    for name in ("v1-6.1-boot-sleep-in-atomic-and-invalid-wait",
-                 "old-2.6.36-circular-and-warn.excerpt"):
-        text = _log(name)
-        bare = re.sub(r"\[ *\d+\.\d+\](?:\[ *[CT]\d+\])? ?", "", text)
-        assert console._PREFIX_RE.search(bare) is None
-        assert [(r.type, r.title, r.locks, r.frames) for r in console.parse(bare)] == \
-            [(r.type, r.title, r.locks, r.frames) for r in console.parse(text)]
+_UNTIMED = r"\[ *\d+\.\d+\](?:\[ *[CT]\d+\])? ?"  # printk.time=0, no CONFIG_PRINTK_CALLER
+_NO_CALLER = r"(?<=\])\[ *[CT]\d+\]"  # timestamps but no CONFIG_PRINTK_CALLER
+
+
+@pytest.mark.parametrize(("name", "prefix"), [
+    ("v1-6.1-boot-sleep-in-atomic-and-invalid-wait", _UNTIMED),
+    ("v1-6.1-boot-sleep-in-atomic-and-invalid-wait", _NO_CALLER),
+    ("old-2.6.36-circular-and-warn.excerpt", _UNTIMED),
+])
+def test_console_without_prefixes_gives_the_same_reports(name: str, prefix: str) -> None:
+    # Without caller tags every stamped line is the report's own: a report
+    # must still end where it ends (after `</TASK>` the boot goes on).
+    text = _log(name)
+    bare = re.sub(prefix, "", text)
+    assert bare != text and not re.search(prefix, bare)
+    assert [(r.type, r.title, r.locks, r.frames, r.text.count("\n")) for r in console.parse(bare)] \
+        == [(r.type, r.title, r.locks, r.frames, r.text.count("\n")) for r in console.parse(text)]
 
 
 def test_guest_output_is_not_a_kernel_report() -> None:
     # The kernel stamps its lines; a test printing "BUG:" on the console does not.
     text = _log("baseline-6.1-fork-test-clean")
-    lines = text.splitlines(keepends=True)
-    lines.insert(len(lines) // 2, "BUG: found a bug in my test\r\n")
-    assert console.parse("".join(lines)) == []
+    lines = text.split("\n")
+    lines.insert(len(lines) // 2, "BUG: found a bug in my test\r")
+    assert console.parse("\n".join(lines)) == []
 
 
 def test_console_cut_in_a_call_trace_is_corrupted() -> None:
     text = _log("v1-6.1-boot-sleep-in-atomic-and-invalid-wait")
-    lines = text.splitlines(keepends=True)
-    (cut,) = console.parse("".join(lines[:245]))  # in the middle of the first trace
+    lines = text.split("\n")
+    (cut,) = console.parse("\n".join(lines[:245]))  # in the middle of the first trace
     assert cut.type == "sleep-in-atomic" and cut.corrupted
     assert cut.reason == "console ends in its call trace"
-    (head,) = console.parse("".join(lines[:232]))  # before `Call Trace:`
+    (head,) = console.parse("\n".join(lines[:232]))  # before `Call Trace:`
     assert head.corrupted and head.reason == "console ends before its call trace"
 
 
@@ -281,6 +288,21 @@ def test_header_formats(prefix: str, line: str, type_: str, title: str) -> None:
     assert report.first_line == report.last_line == 0
 
 
+@pytest.mark.parametrize(("line", "type_", "title"), HEADERS, ids=[h[0][:50] for h in HEADERS])
+def test_header_then_no_call_trace(line: str, type_: str, title: str) -> None:
+    # What follows is the boot going on, not the report: a report that may
+    # have no trace stays one line; one that must have a trace is corrupted.
+    fmt = next(f for f in console.FORMATS if re.search(f.header, line))
+    following = [f"[    1.3{n:05d}][    T1] Freeing unused kernel image (initmem) memory: 808K"
+                 for n in range(50)]
+    (report,) = console.parse("\n".join([f"[    1.300000][    T1] {line}", *following]))
+    assert report.title == title
+    if not fmt.stack:
+        assert report.last_line == 0 and not report.corrupted
+    else:
+        assert report.corrupted
+
+
 @pytest.mark.parametrize("line", NOT_REPORTS)
 def test_not_reports(line: str) -> None:
     assert console.parse(f"[    2.903118][    C0] {line}\n") == []
@@ -331,7 +353,7 @@ def test_skip_list_keeps_places(name: str) -> None:
 
 
 def _check_invariants(text: str, reports: list[console.Report]) -> None:
-    n = len(text.splitlines())
+    n = len(text.split("\n"))
     types = {f.type for f in console.FORMATS}
     for r in reports:
         assert 0 <= r.first_line <= r.last_line < n
@@ -346,9 +368,9 @@ def test_any_bytes_parse(data: bytes) -> None:
     _check_invariants(text, console.parse(text))
 
 
-_REAL = [line for p in LOGS for line in _text(p).splitlines()]
+_REAL = [line for p in LOGS for line in _text(p).split("\n")]
 _REPORT_LINES = [line for p in LOGS for r in console.parse(_text(p)) for line in
-                 _text(p).splitlines()[r.first_line:r.last_line + 1]]
+                 _text(p).split("\n")[r.first_line:r.last_line + 1]]
 
 
 @settings(max_examples=300, deadline=None)
@@ -367,19 +389,24 @@ _WITH_REPORTS = [p for p in LOGS if console.parse(_text(p))]
 @given(st.data())
 def test_cutting_a_log_never_invents_a_report(data: st.DataObject) -> None:
     path = data.draw(st.sampled_from(_WITH_REPORTS), label="log")
-    lines = _text(path).splitlines(keepends=True)
+    lines = _text(path).split("\n")
     cut = data.draw(st.integers(0, len(lines)), label="cut")
     full = console.parse(_text(path))
-    part = console.parse("".join(lines[:cut]))
+    part = console.parse("\n".join(lines[:cut]))
     assert Counter(r.type for r in part) <= Counter(r.type for r in full)
-    whole = {(r.first_line, r.type, r.title) for r in full if r.last_line < cut}
-    assert whole <= {(r.first_line, r.type, r.title) for r in part}
+    # A report that ended before the cut is the same report, line for line.
+    whole = {(r.first_line, r.type, r.title, r.text) for r in full if r.last_line < cut}
+    assert whole <= {(r.first_line, r.type, r.title, r.text) for r in part}
+
+
+def _lines_of_text(text: str, index: int) -> list[str]:
+    """The console lines a log's index-th report spans, other contexts' included."""
+    r = console.parse(text)[index]
+    return text.split("\n")[r.first_line:r.last_line + 1]
 
 
 def _lines_of(name: str, index: int) -> list[str]:
-    """The console lines a log's index-th report spans, other contexts' included."""
-    r = console.parse(_log(name))[index]
-    return _log(name).splitlines()[r.first_line:r.last_line + 1]
+    return _lines_of_text(_log(name), index)
 
 
 @settings(max_examples=150, deadline=None)
@@ -398,6 +425,25 @@ def test_interleaving_two_contexts_keeps_both_reports(rnd: random.Random) -> Non
     both = console.parse("\n".join(merged))
     assert sorted((r.type, r.title, r.text, r.frames, r.locks, r.corrupted) for r in both) == \
         sorted((r.type, r.title, r.text, r.frames, r.locks, r.corrupted) for r in alone)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_guest_output_inside_a_report_is_dropped(rnd: random.Random) -> None:
+    # Without CONFIG_PRINTK_CALLER only the timestamp tells the kernel's lines
+    # from the guest's: the init's own lines, scattered through the report.
+    text = _log("v1-6.1-boot-sleep-in-atomic-and-invalid-wait")
+    untagged = re.sub(r"\]\[ *[CT]\d+\]", "]", text)
+    report = _lines_of_text(untagged, 0)
+    guest = [line for line in untagged.split("\n") if line.startswith(("KPV-INIT", "exec "))]
+    assert len(guest) >= 4
+    merged = list(report)
+    for line in guest:
+        merged.insert(rnd.randrange(1, len(merged)), line)
+    (alone,) = console.parse("\n".join(report))
+    (mixed,) = console.parse("\n".join(merged))
+    assert (mixed.title, mixed.text, mixed.frames, mixed.corrupted) == \
+        (alone.title, alone.text, alone.frames, False)
 
 
 # --- attribution -------------------------------------------------------------
@@ -429,6 +475,15 @@ def test_attribution_follows_the_markers(kinds: list, lines: list[int]) -> None:
     got = console.attribute(reports, marks)
     assert [r.test for r in got] == [_walk(marks, n) for n in lines]
     assert [r.first_line for r in got] == lines
+
+
+def test_attribution_at_the_marker_lines() -> None:
+    marks = markers.parse("@@kpv boot\n@@kpv start fork debug_locks=1\n\n"
+                          "@@kpv end fork status=0\n\n@@kpv start stack\n\n")
+    reports = [console.Report("bug", "BUG", "", first_line=n) for n in range(8)]
+    # Both markers' own lines are inside the test; a test without an end runs on.
+    assert [r.test for r in console.attribute(reports, marks)] == \
+        [None, "fork", "fork", "fork", None, "stack", "stack", "stack"]
 
 
 def test_attribution_of_a_real_log() -> None:

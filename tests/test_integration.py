@@ -15,6 +15,8 @@ import pytest
 import xmlschema
 from junitparser import Failure, JUnitXml, Skipped
 
+from pipeline import vm
+
 ROOT = Path(__file__).resolve().parent.parent
 XSD = ROOT / "tests" / "data" / "junit-10.xsd"
 VCPUS = (1, 2, 4)
@@ -223,3 +225,18 @@ def test_no_qemu_left_anywhere():
     time.sleep(1)
     out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64"], capture_output=True, text=True)
     assert out.stdout.strip() == "", out.stdout
+
+
+def test_kvm_watchdog_falls_back_to_tcg(default_run, tmp_path):
+    """Where /dev/kvm exists but cannot run guests (nested, no vmx), boot still succeeds."""
+    if not Path("/dev/kvm").exists():
+        pytest.skip("no /dev/kvm: nothing for the watchdog to catch")
+    m = vm.Machine(default_run / "baseline" / "bzImage", default_run / "initramfs.cpio", 1, 512,
+                   2, "kvm", "kpv.test=none")
+    with open(tmp_path / "console.log", "wb") as log:
+        b = vm.boot_or_fallback(m, log, 120, 60)
+    assert b.done, b.problem
+    if vm.probe_accel("auto")[0] == "kvm":
+        assert b.accel == "kvm" and not b.fallback
+    else:
+        assert b.accel == "tcg" and "rebooted under TCG" in b.fallback

@@ -1,0 +1,41 @@
+"""QEMU command lines and the accelerator probe (no guest booted here)."""
+
+from pathlib import Path
+
+from pipeline import vm
+
+
+def machine(vcpus: int, nodes: int = 2) -> vm.Machine:
+    return vm.Machine(Path("bz"), Path("rd"), vcpus, 1024, nodes, "tcg", "kpv.test=fork")
+
+
+def arg_after(cmd: list[str], flag: str) -> list[str]:
+    return [cmd[i + 1] for i, a in enumerate(cmd) if a == flag]
+
+
+def test_numa_nodes_split_memory_and_vcpus_without_sharing_a_socket():
+    cmd = vm.command(machine(4))
+    assert arg_after(cmd, "-smp") == ["4,sockets=2,cores=2,threads=1"]
+    assert arg_after(cmd, "-numa") == ["node,nodeid=0,memdev=mem0,cpus=0-1",
+                                       "node,nodeid=1,memdev=mem1,cpus=2-3"]
+    assert arg_after(cmd, "-object") == ["memory-backend-ram,id=mem0,size=512M",
+                                         "memory-backend-ram,id=mem1,size=512M"]
+    assert "-no-reboot" in cmd
+    assert arg_after(cmd, "-append") == ["console=ttyS0 panic=-1 kpv.test=fork"]
+
+
+def test_one_vcpu_leaves_a_memory_only_node():
+    cmd = vm.command(machine(1))
+    assert arg_after(cmd, "-smp") == ["1,sockets=1,cores=1,threads=1"]
+    assert arg_after(cmd, "-numa") == ["node,nodeid=0,memdev=mem0,cpus=0-0",
+                                       "node,nodeid=1,memdev=mem1"]
+
+
+def test_uneven_vcpus_get_a_socket_each():
+    assert arg_after(vm.command(machine(3)), "-smp") == ["3,sockets=3,cores=1,threads=1"]
+
+
+def test_tcg_requested_and_probe_reason():
+    assert vm.probe_accel("tcg") == ("tcg", "TCG requested")
+    accel, why = vm.probe_accel("auto")
+    assert accel in ("kvm", "tcg") and why
