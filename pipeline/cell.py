@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import console, markers, sanitize, vm
+from pipeline import console, markers, reach, sanitize, timings, vm
 from pipeline.console import Report
 from pipeline.guest import GuestTest
 from pipeline.results import Case, Status, Suite
@@ -96,9 +96,10 @@ def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
     case = Case(t.name)
     start = next((m for m in marks if m.kind == "start" and m.test == t.name), None)
     end = next((m for m in marks if m.kind == "end" and m.test == t.name), None)
-    for m in marks:
-        if m.kind == "result" and m.test == t.name:
-            case.properties.update(m.fields)
+    results = [m.fields for m in marks if m.kind == "result" and m.test == t.name]
+    for fields in results:
+        case.properties.update(fields)
+    case.properties.update(timings.summarize(results))  # rates per kind; repeats' median
     if start:
         case.properties["debug_locks_start"] = start.fields.get("debug_locks", "?")
     if end:
@@ -114,6 +115,10 @@ def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
         case.status = Status.FAIL
         case.kind = "timeout" if status in map(str, _EXIT_TIMEOUT) else "test-failed"
         case.message = f"{t.name} exited with status {status}"
+    elif problem := reach.check(t.name, results):
+        # A pass would say the path was checked; it never ran.
+        case.status, case.kind = Status.ERROR, "not-reached"
+        case.message = f"{t.name} did not reach its path: {problem}"
     elif case.properties.get("debug_locks_start") != "1":
         # A pass here would claim lockdep checked this test; it did not.
         case.status, case.kind = Status.SKIP, "lockdep-off"

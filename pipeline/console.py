@@ -291,6 +291,8 @@ class _Log:
     def __init__(self, log: str) -> None:
         self.log = log
         self.raw = log.split("\n")
+        if self.raw[-1] == "":  # what follows the last \n is not a line
+            self.raw.pop()
         self.ends = list(accumulate(len(x) + 1 for x in self.raw))  # offset past each line's \n
         # Where the kernel stamps its lines, a line without a stamp is the
         # guest's own output (a test printing "BUG:"), never a kernel report.

@@ -257,7 +257,8 @@ def _stress_ng_entries(binary: Path | None) -> list[cpio.Entry]:
     if binary is None:
         found = shutil.which(STRESS_NG)
         if found is None:
-            raise InfraError("stress-ng tests need stress-ng on the host: apt-get install stress-ng")
+            raise InfraError("stress-ng tests need stress-ng on the host: "
+                             "apt-get install stress-ng")
         binary = Path(found)
     files = hostbin.collect(binary, PurePosixPath("/bin/stress-ng"))
     wrapper = cpio.regular(str(STRESS_NG_WRAPPER).lstrip("/"), render_stress_ng().encode(),

@@ -36,6 +36,12 @@ class Job:
     boot_timeout: int  # seconds from QEMU start to the init's first marker
     test_slack: int  # seconds a test may overrun its duration before it is killed
     out: Path = field(default=Path("kpv-out"))
+    repeats: int = 1  # runs of each test per boot; results get median and spread
+    thp: str = "madvise"  # guest THP mode: always, madvise or never
+    ksm: bool = True  # ksmd runs (it merges only MADV_MERGEABLE memory)
+    khugepaged_sleep_ms: int = 100  # khugepaged's scan_sleep_millisecs
+    compaction_proactiveness: int = 20  # /proc/sys/vm/compaction_proactiveness, 0-100
+    numa_balancing: bool = True  # /proc/sys/kernel/numa_balancing
 
 
 # key -> (type, description) per table; "" is the top level.
@@ -56,11 +62,18 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     "guest": {
         "vcpus": (list, "a list of positive integers"),
         "memory_mb": (int, "an integer number of MiB"),
-        "numa_nodes": (int, "an integer, 1 to 8"),
+        "memory_per_node_mb": (int, "an integer number of MiB per NUMA node"),
+        "numa_nodes": (int, "an integer, 1 to 4"),
         "accel": (str, '"auto", "kvm" or "tcg"'),
         "tests": (list, "a list of test names"),
         "duration": (int, "a positive integer number of seconds"),
         "seed": (int, "an integer"),
+        "repeats": (int, "a positive integer: runs of each test per boot"),
+        "thp": (str, '"always", "madvise" or "never"'),
+        "ksm": (bool, "true or false"),
+        "khugepaged_sleep_ms": (int, "milliseconds"),
+        "compaction_proactiveness": (int, "an integer, 0 to 100"),
+        "numa_balancing": (bool, "true or false"),
     },
     "timeouts": {
         "build": (int, "seconds"),
@@ -128,7 +141,7 @@ def _check_table(table: str, values: dict) -> list[str]:
             continue
         want, what = _SCHEMA[table][key]
         # bool is an int in Python; a job saying `duration = true` is a mistake.
-        if not isinstance(value, want) or isinstance(value, bool):
+        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
             errors.append(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
     return errors
 
@@ -151,7 +164,7 @@ def _build(path: Path, data: dict) -> Job:
         fragments=tuple((here / f).resolve() for f in kconfig["fragments"]),
         kconfig_base=kconfig.get("base", "tinyconfig"),
         vcpus=tuple(guest.get("vcpus", [1, 2])),
-        memory_mb=guest.get("memory_mb", 1024),
+        memory_mb=_memory_mb(guest),
         numa_nodes=guest.get("numa_nodes", 2),
         accel=guest.get("accel", "auto"),
         tests=tuple(guest.get("tests", ["fork", "stack"])),
@@ -160,7 +173,24 @@ def _build(path: Path, data: dict) -> Job:
         build_timeout=timeouts.get("build", 3600),
         boot_timeout=timeouts.get("boot", 120),
         test_slack=timeouts.get("test_slack", 60),
+        repeats=guest.get("repeats", 1),
+        thp=guest.get("thp", "madvise"),
+        ksm=guest.get("ksm", True),
+        khugepaged_sleep_ms=guest.get("khugepaged_sleep_ms", 100),
+        compaction_proactiveness=guest.get("compaction_proactiveness", 20),
+        numa_balancing=guest.get("numa_balancing", True),
     )
+
+
+def _memory_mb(guest: dict) -> int:
+    """memory_mb, or memory_per_node_mb times the nodes (a job giving both must agree)."""
+    if "memory_per_node_mb" not in guest:
+        return guest.get("memory_mb", 1024)
+    total = guest["memory_per_node_mb"] * guest.get("numa_nodes", 2)
+    if guest.get("memory_mb", total) != total:
+        # check() cannot see both keys: make the total wrong in a way it names.
+        return -total
+    return total
 
 
 def check(job: Job) -> list[str]:
@@ -179,18 +209,56 @@ def check(job: Job) -> list[str]:
         errors.append(f"guest.tests: expected a non-empty list of names, got {list(job.tests)}")
     if job.duration < 1:
         errors.append(f"guest.duration: expected at least 1 second, got {job.duration}")
-    if not 1 <= job.numa_nodes <= 8:
-        errors.append(f"guest.numa_nodes: expected 1 to 8, got {job.numa_nodes}")
-    if job.memory_mb < 128 * job.numa_nodes:
+    if not 1 <= job.numa_nodes <= 4:
+        errors.append(f"guest.numa_nodes: expected 1 to 4, got {job.numa_nodes}")
+    if job.memory_mb < 0:
+        errors.append(f"guest.memory_mb: {-job.memory_mb} MiB is what memory_per_node_mb "
+                      f"times numa_nodes gives; give one of the two, or make them agree")
+    elif job.memory_mb < 128 * job.numa_nodes:
         errors.append(
             f"guest.memory_mb: expected at least {128 * job.numa_nodes} MiB "
             f"(128 per NUMA node), got {job.memory_mb}"
         )
+    else:
+        errors += _test_problems(job)
+    if job.repeats < 1:
+        errors.append(f"guest.repeats: expected at least 1, got {job.repeats}")
+    errors += guest_settings(job).problems()
     if job.accel not in ACCELS:
         errors.append(f"guest.accel: expected one of {', '.join(ACCELS)}, got {job.accel!r}")
     for key in ("build_timeout", "boot_timeout", "test_slack"):
         if getattr(job, key) < 1:
             errors.append(f"timeouts.{key.removesuffix('_timeout')}: expected a positive number")
+    return errors
+
+
+def guest_settings(job: Job):
+    """The job's guest mm settings, as the guest image takes them."""
+    from pipeline.guest import GuestSettings  # guest pulls in jinja2: only when needed
+
+    return GuestSettings(job.thp, job.ksm, job.khugepaged_sleep_ms,
+                         job.compaction_proactiveness, job.numa_balancing)
+
+
+def _test_problems(job: Job) -> list[str]:
+    """Unknown tests, and tests the guest is too small for, before anything boots."""
+    from pipeline import guest
+
+    errors = []
+    for name in job.tests:
+        if not isinstance(name, str):
+            continue  # reported above
+        try:
+            memory, nodes = guest.test_needs(name)
+        except UserError as e:
+            errors.append(f"guest.tests: {e}")
+            continue
+        if job.memory_mb < memory:
+            errors.append(f"guest.memory_mb: {job.memory_mb} MiB is too small for test "
+                          f"{name} (it needs at least {memory} MiB)")
+        if job.numa_nodes < nodes:
+            errors.append(f"guest.numa_nodes: test {name} needs at least {nodes} NUMA nodes "
+                          f"(pages must have somewhere to move), got {job.numa_nodes}")
     return errors
 
 

@@ -8,12 +8,11 @@ one per stress test). Reports render from this model only.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from pipeline import atomic
 from pipeline.console import Report
 
 
@@ -111,12 +110,7 @@ class Run:
 
     def save(self, path: Path) -> None:
         """Write atomically, so an interrupted run leaves the last whole version."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results.", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
+        atomic.write(path, (json.dumps(self.to_dict(), indent=1) + "\n").encode())
 
     @classmethod
     def load(cls, path: Path) -> Run:

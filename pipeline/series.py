@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline import cache, lore, mailseries, mbox, patchwork, quoted, udiff
@@ -163,7 +163,11 @@ def _from_file(path: Path, source: str) -> Series:
     if mbox.is_mbox(data) or mbox.looks_like_mail(data):
         mails = mbox.split(data, source)
         try:
-            return _from_mails(source, path.stem, mails, source)
+            ser = _from_mails(source, path.stem, mails, source)
+            if len(mails) == 1 and data[:2] != b"\x1f\x8b":  # one mail: the user's own file
+                ser = replace(ser, revisions=tuple(replace(r, patches=(path,))
+                                                   for r in ser.revisions))
+            return ser
         except UserError:
             if not quoted.extract(text):
                 raise

@@ -30,7 +30,7 @@ import difflib
 import hashlib
 import re
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from pipeline.errors import UserError
 
 SEARCH_BUDGET = 50_000  # blob hashes tried per file before settling for the best guess
 _TRAILING_COMMENT = ("/*", "//")
+_CONTROL_RE = re.compile(r"^(if|for|while|else if)\b.*\)$|^else$|^do$")
 
 
 class NoMatch(Exception):
@@ -122,7 +123,10 @@ def _plan(wt: Path, fp: udiff.FilePatch, name: str, collapsed: bool
           ) -> tuple[str, str | None, FileResult]:
     if fp.binary:
         raise NoMatch(f"{name}: {fp.path}: a binary patch; kpv applies text only")
-    path = fp.new_path or fp.old_path or _guess_file(wt, fp, name)
+    path = fp.new_path or fp.old_path
+    if path is None:  # a hunk quoted without its file header
+        path = _guess_file(wt, fp, name)
+        fp = replace(fp, old_path=path, new_path=path)
     if fp.old_path is None and fp.new_path is not None and _is_new(fp):
         if _target(wt, path).exists():
             raise NoMatch(f"{name}: {path}: the patch creates it, but it exists already")
@@ -327,8 +331,10 @@ def _leads(tokens: list[str], prev: list[str], nxt: str | None, tmpl: str | None
         cands.append(pl + "\t")
     if first.startswith("}"):
         cands.append(pl if ps.endswith("{") else pl[:-1])
-    if re.match(r"^(if|for|while|else if)\b.*\)$|^else$|^do$", ps):
+    if _CONTROL_RE.match(ps):
         cands.append(pl + "\t")
+    elif len(prev) >= 2 and ps.endswith(";") and _CONTROL_RE.match(prev[-2].strip()):
+        cands.append(_code_lead(prev[-2]))  # after the one-line body of a brace-less if
     if len(prev) >= 2 and _open_paren_col(prev[-2]) is not None:
         cands.append(_lead(_statement_start(prev)))
     cands += [pl] if p else []

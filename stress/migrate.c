@@ -231,8 +231,6 @@ static void reader(struct kpv_harness *h, struct tree *t, uint64_t id)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	kpv_level(h, ST_MAX_PROCS, 1);
 	kpv_rng_init(&rng, (uint64_t)h->seed, id + 1);
-	if (corrupt && id == 0)
-		at(t, &t->r, t->r.npages / 2)[8] ^= 1;
 	for (uint64_t step = 1; kpv_running(h); step++) {
 		for (int k = 0; k < 32; k++) {
 			struct area *a = areas[kpv_rng_below(&rng, 3)];
@@ -250,6 +248,8 @@ static void reader(struct kpv_harness *h, struct tree *t, uint64_t id)
 		 * on one vCPU. */
 		usleep(2000);
 	}
+	if (corrupt && id == 0)	/* just before the last check: it must see it */
+		at(t, &t->r, t->r.npages / 2)[8] ^= 1;
 	check_area(h, t, &t->r);
 	check_area(h, t, &t->hp);
 	check_area(h, t, &t->k);

@@ -58,7 +58,7 @@ def change(repo: Path, path: str, old: str, new: str, msg: str) -> None:
 
 def format_patch(repo: Path, rng: str, out: Path, *args: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    names = git(repo, "format-patch", "-q", "-o", str(out), *args, rng).split()
+    names = git(repo, "format-patch", "-o", str(out), *args, rng).split()
     return [Path(n) for n in names]
 
 
@@ -91,3 +91,37 @@ def run_kpv(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
                           text=True, env={**os.environ, **(env or {})},
                           cwd=Path(__file__).resolve().parent.parent)
+
+
+class Routes:
+    """A tiny HTTP server on 127.0.0.1 answering fixed (status, body) per path."""
+
+    def __init__(self, routes: dict[str, tuple[int, bytes]]):
+        import http.server
+        import threading
+
+        table = routes
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, body = table.get(self.path, (404, b"not found"))
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.routes = routes
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

@@ -99,7 +99,7 @@ def test_missing_make_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_stress_test_rejects_unknown_names() -> None:
-    with pytest.raises(UserError, match="known: fork, stack"):
+    with pytest.raises(UserError, match="known: fork, stack, mmap, migrate, race, idle"):
         guest.stress_test("mremap", 10, 1)
 
 
@@ -134,7 +134,8 @@ def test_init_passes_argv_through_unchanged() -> None:
         arm = script[start : script.index(";;", start)]
         stub = "run_test() { printf '%s\\0' \"$@\"; }\n" + arm
         out = subprocess.run(["sh", "-c", stub], capture_output=True, text=True, check=True).stdout
-        assert out.split("\0")[:-1] == [test.name, str(test.timeout), *test.argv]
+        assert out.split("\0")[:-1] == [test.name, str(test.timeout), str(test.repeats),
+                                         *test.argv]
 
 
 def test_init_reads_the_test_and_prints_the_markers() -> None:
@@ -175,11 +176,10 @@ def test_initramfs_holds_init_busybox_programs_and_console(
         "sys",
         "tmp",
         "stress",
-        "stress/fork",
-        "stress/stack",
+        *(f"stress/{n}" for n in guest.STRESS_PROGRAMS),
     }
     assert lines["dev/console"].startswith("crw")
-    for exe in ("init", "bin/busybox", "stress/fork", "stress/stack"):
+    for exe in ("init", "bin/busybox", *(f"stress/{n}" for n in guest.STRESS_PROGRAMS)):
         assert lines[exe].startswith("-rwxr-xr-x"), exe
     extracted = subprocess.run(
         ["cpio", "-i", "--to-stdout", "init"], input=data, capture_output=True, check=True

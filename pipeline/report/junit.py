@@ -17,13 +17,13 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+from pipeline import atomic
 from pipeline.results import Case, Run, Status, Suite
 from pipeline.sanitize import bound, junit_name, one_line
 
@@ -66,13 +66,8 @@ def render(run: Run, out_dir: Path | None = None) -> bytes:
 
 def write(run: Run, out_dir: Path) -> Path:
     """Write out_dir/junit.xml atomically, so a reader never sees half a file."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "junit.xml"
-    data = render(run, out_dir)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".junit.", suffix=".xml")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    atomic.write(path, render(run, out_dir))
     return path
 
 

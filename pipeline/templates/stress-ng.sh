@@ -14,8 +14,10 @@ yaml=/tmp/stress-ng-$stressor.yaml
 vm_keys="pgmigrate_success pgfault thp_split_pmd thp_fault_alloc numa_pages_migrated"
 
 vmstat() {
+	local k v
 	for k in $vm_keys; do
-		awk -v k="$k" '$1 == k { print $2; f = 1 } END { if (!f) print "na" }' /proc/vmstat
+		v=$(awk -v k="$k" '$1 == k { print $2 }' /proc/vmstat 2>/dev/null)
+		echo "${v:-na}"
 	done
 }
 

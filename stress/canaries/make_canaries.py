@@ -1,9 +1,22 @@
-"""Write kpv's canary patches: one lockdep-visible inversion per stress path."""
-import subprocess, sys, textwrap
+"""Regenerate kpv's canary patches: one lockdep-visible inversion per stress path.
+
+usage: make_canaries.py WORKTREE BASE [OUT]
+
+WORKTREE is a scratch git worktree of Debian's 6.1 tree (it is reset hard to
+BASE for every canary: never point this at a tree with work in it); the
+patches go to OUT/<canary>/ (default: this folder). Each canary is written
+as a small source edit here rather than as a diff, so it is easy to read
+and to port to another base.
+"""
+
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
-WT = Path("/root/.cache/kpv/dev/wt-canary")
-OUT = Path(sys.argv[1]).resolve()
+WT = Path(sys.argv[1]).resolve()
+BASE = sys.argv[2]
+OUT = Path(sys.argv[3] if len(sys.argv) > 3 else Path(__file__).parent).resolve()
 ENV = {"GIT_AUTHOR_NAME": "kpv", "GIT_AUTHOR_EMAIL": "kpv@localhost",
        "GIT_COMMITTER_NAME": "kpv", "GIT_COMMITTER_EMAIL": "kpv@localhost",
        "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
@@ -27,8 +40,9 @@ def rmap_common(name, site):
              f"runs, while a plain boot stays clean. Being annotations only, the two orders "
              f"can never really deadlock.")
     comment = "".join(f" * {line}\n" for line in textwrap.wrap(words, 72))
-    edit("mm/rmap.c", "static struct kmem_cache *anon_vma_cachep;\nstatic struct kmem_cache *anon_vma_chain_cachep;\n",
-         "static struct kmem_cache *anon_vma_cachep;\nstatic struct kmem_cache *anon_vma_chain_cachep;\n\n"
+    caches = ("static struct kmem_cache *anon_vma_cachep;\n"
+              "static struct kmem_cache *anon_vma_chain_cachep;\n")
+    edit("mm/rmap.c", caches, caches + "\n"
          f"/*\n{comment} */\n"
          "static struct lock_class_key kpv_canary_key;\n"
          f"struct lockdep_map kpv_canary_{name}_map =\n"
@@ -128,14 +142,15 @@ def c_thp():
             "order.  Only khugepaged or MADV_COLLAPSE collapsing a THP reaches it.")
 
 for name, fn in CANARIES.items():
-    git("checkout", "-q", "--detach", "kpv-base")
-    git("reset", "-q", "--hard", "kpv-base")
+    git("checkout", "-q", "--detach", BASE)
+    git("reset", "-q", "--hard", BASE)
     subject, body = fn()
-    git("commit", "-q", "-a", "-m", f"{subject}\n\n{body}\n\nNot for merging: a kpv canary, proving its stress test reaches the path.")
+    note = "Not for merging: a kpv canary, proving its stress test reaches the path."
+    git("commit", "-q", "-a", "-m", f"{subject}\n\n{body}\n\n{note}")
     d = OUT / name
     d.mkdir(parents=True, exist_ok=True)
     for old in d.glob("*.patch"):
         old.unlink()
     git("format-patch", "-q", "--no-signature", "-1", "-o", str(d))
     print(name, sorted(p.name for p in d.glob("*.patch")))
-git("checkout", "-q", "--detach", "kpv-base")
+git("checkout", "-q", "--detach", BASE)

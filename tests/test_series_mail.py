@@ -1,0 +1,169 @@
+"""Series from mails: mbox, gzipped mbox, maildir, single patch, quilt folder; revisions
+grouped by subject; cover letters, trailers, base-commit; gaps reported, never guessed."""
+
+import gzip
+import json
+
+import pytest
+
+from pipeline import mailseries, series
+from pipeline.errors import UserError
+from tests.conftest import git
+from tests.series_util import c_repo, format_patch, run_kpv
+
+
+@pytest.mark.parametrize("subject, want", [
+    ("[PATCH v2 3/5] mm: foo", ("mm: foo", 2, "", 3, 5, False, False)),
+    ("[RFC PATCH] mm: foo", ("mm: foo", 1, "", 1, 1, True, False)),
+    ("[PATCH RESEND] mm: foo", ("mm: foo", 1, "", 1, 1, False, True)),
+    ("[RFC][PATCH v3 0/7] x", ("x", 3, "", 0, 7, True, False)),
+    ("[PATCH net-next V4 2/2] x", ("x", 4, "", 2, 2, False, False)),
+    ("[RFC PATCH v2-buildfix] x", ("x", 2, "-buildfix", 1, 1, True, False)),
+    ("Re: [PATCH v2 1/2] x", ("x", 2, "", 1, 2, False, False)),
+])
+def test_subjects(subject, want):
+    s = mailseries.parse_subject(subject)
+    assert (s.title, s.version, s.variant, s.counter, s.total, s.rfc, s.resend) == want
+    assert s.reply == subject.startswith("Re:")
+
+
+def _series(tmp_path, n=3):
+    """A repo with n one-line commits to README on top of the tag base."""
+    repo = c_repo(tmp_path)
+    for i in range(n):
+        f = repo / "README"
+        f.write_text(f.read_text() + f"more {i}\n")
+        git(repo, "commit", "-q", "-a", "-m", f"readme: change {i}")
+    return repo
+
+
+def _mbox(paths, extra: bytes = b"") -> bytes:
+    return b"".join(p.read_bytes().rstrip(b"\n") + b"\n\n" for p in paths) + extra
+
+
+def test_mbox_with_two_revisions_cover_trailers_and_base(tmp_path):
+    repo = _series(tmp_path)
+    v1 = format_patch(repo, "base..HEAD", tmp_path / "v1", "--cover-letter", "--rfc")
+    v2 = format_patch(repo, "base..HEAD", tmp_path / "v2", "-v2", "--cover-letter",
+                      "--base=base", "--thread", "--signoff")
+    cover_id = next(ln.split(":", 1)[1].strip() for ln in v2[0].read_text().splitlines()
+                    if ln.lower().startswith("message-id:"))
+    reply = (f"From x@y Mon Jan  1 00:00:00 2024\nFrom: Reviewer <r@example.com>\n"
+             f"Subject: Re: [PATCH v2 0/3] x\nIn-Reply-To: {cover_id}\n\n"
+             "> quoted\nReviewed-by: Reviewer <r@example.com>\n").encode()
+    mb = tmp_path / "all.mbox"
+    mb.write_bytes(_mbox(v1 + v2, reply))
+    ser = series.load(str(mb))
+    assert [r.name for r in ser.revisions] == ["v1", "v2"]
+    r1, r2 = ser.revisions
+    assert len(r1.patches) == len(r2.patches) == 3 and not r1.problems and not r2.problems
+    assert "[RFC]" in r1.description
+    assert r2.base_commit == git(repo, "rev-parse", "base").strip()
+    assert r2.message_id and r2.trailers == ("Reviewed-by: Reviewer <r@example.com>",)
+    assert [i.subject for i in r2.info] == [f"readme: change {i}" for i in range(3)]
+    assert any(t.startswith("Signed-off-by:") for t in r2.info[0].trailers)
+    # The written patches go to `git am` as they are.
+    wt = tmp_path / "wt"
+    git(tmp_path, "clone", "-q", str(repo), str(wt))
+    git(wt, "checkout", "-q", "base")
+    git(wt, "am", *map(str, r2.patches))
+    assert (wt / "README").read_text() == (repo / "README").read_text()
+
+
+def test_missing_patch_is_reported_not_guessed(tmp_path):
+    repo = _series(tmp_path)
+    v1 = format_patch(repo, "base..HEAD", tmp_path / "p")
+    mb = tmp_path / "gap.mbox"
+    mb.write_bytes(_mbox([v1[0], v1[2]]))  # 2/3 is missing
+    ser = series.load(str(mb))
+    (rev,) = ser.revisions
+    assert rev.problems == ("patch 2/3 missing",)
+    with pytest.raises(UserError, match=r"revision v1: patch 2/3 missing .*does not guess"):
+        ser.revision("v1")
+    p = run_kpv("series", str(mb))
+    assert p.returncode == 0 and "PROBLEM: patch 2/3 missing" in p.stdout
+    p = run_kpv("apply", str(mb), "--tree", str(repo), "--worktree", str(tmp_path / "wt"))
+    assert p.returncode == 2 and "patch 2/3 missing" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_the_same_patch_twice_differently_is_a_problem(tmp_path):
+    repo = _series(tmp_path, n=2)
+    a = format_patch(repo, "base..HEAD", tmp_path / "a")
+    other = tmp_path / "other.patch"
+    other.write_text(a[1].read_text().replace("+more 1", "+more one"))
+    mb = tmp_path / "dup.mbox"
+    mb.write_bytes(_mbox([a[0], a[1], other]))
+    (rev,) = series.load(str(mb)).revisions
+    assert len(rev.problems) == 1 and "patch 2/2 sent 2 times with different diffs" in \
+        rev.problems[0]
+    # Sent twice the same: no problem, one patch.
+    mb.write_bytes(_mbox([a[0], a[1], a[1]]))
+    (rev,) = series.load(str(mb)).revisions
+    assert not rev.problems and len(rev.patches) == 2
+
+
+def test_gzip_maildir_single_patch_and_quilt(tmp_path):
+    repo = _series(tmp_path, n=2)
+    pats = format_patch(repo, "base..HEAD", tmp_path / "p")
+    gz = tmp_path / "s.mbox.gz"
+    gz.write_bytes(gzip.compress(_mbox(pats)))
+    assert [len(r.patches) for r in series.load(str(gz)).revisions] == [2]
+
+    md = tmp_path / "md"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    for i, p in enumerate(pats):
+        (md / "new" / f"{i}.mail").write_bytes(p.read_bytes())
+    assert [len(r.patches) for r in series.load(str(md)).revisions] == [2]
+
+    single = series.load(str(pats[0]))
+    assert len(single.revisions) == 1 and len(single.revisions[0].patches) == 1
+
+    q = tmp_path / "quilt"
+    q.mkdir()
+    for p in pats:
+        (q / p.name).write_bytes(p.read_bytes())
+    (q / "series").write_text(f"# quilt\n{pats[1].name} -p1\n{pats[0].name}\n")
+    (rev,) = series.load(str(q)).revisions
+    assert [p.name for p in rev.patches] == [pats[1].name, pats[0].name]  # the file's order
+
+
+def test_folder_with_a_gap_in_its_numbering(tmp_path):
+    repo = _series(tmp_path)
+    pats = format_patch(repo, "base..HEAD", tmp_path / "f")
+    pats[1].unlink()
+    (rev,) = series.load(str(tmp_path / "f")).revisions
+    assert rev.problems == ("patch 2/3 missing",)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "empty"),
+    (b"\n\n", "empty"),
+    (b"From x@y Mon Jan  1 00:00:00 2024\nFrom: a <a@b>\nSubject: hi\n\nno patch here\n",
+     "1 mail.* but no patches"),
+    (b"just some text\n", "no patches found"),
+    (b"\x1f\x8b\x08\x00truncated", "damaged gzip"),
+])
+def test_bad_files_are_clear_errors(tmp_path, content, match):
+    f = tmp_path / "bad.mbox"
+    f.write_bytes(content)
+    with pytest.raises(UserError, match=match) as e:
+        series.load(str(f))
+    assert str(f) in str(e.value)
+    p = run_kpv("series", str(f))
+    assert p.returncode == 2 and str(f) in p.stderr and "Traceback" not in p.stderr
+
+
+def test_unknown_source_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no such series file or folder"):
+        series.load(str(tmp_path / "nope"))
+
+
+def test_series_json_of_a_folder_keeps_the_old_keys(tmp_path):
+    repo = _series(tmp_path, n=2)
+    format_patch(repo, "base..HEAD", tmp_path / "s" / "v1")
+    p = run_kpv("series", str(tmp_path / "s"), "--json")
+    assert p.returncode == 0, p.stderr
+    (rev,) = json.loads(p.stdout)["revisions"]
+    assert rev["name"] == "v1" and len(rev["patches"]) == 2 and rev["hunks"] == 2
+    assert rev["files"] == ["README"] and rev["quoted"] is False
