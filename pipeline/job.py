@@ -9,8 +9,13 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pipeline import series
 from pipeline.errors import UserError
+
+if TYPE_CHECKING:
+    from pipeline.guest import GuestSettings
 
 DEBIAN_TREE = "debian:linux-source-6.1"
 
@@ -159,7 +164,7 @@ def _build(path: Path, data: dict) -> Job:
         name=data.get("name", path.stem),
         tree=source,
         ref=tree.get("ref", "HEAD"),
-        series=str((here / series["source"]).resolve()),
+        series=_series_source(here, series["source"]),
         revisions=tuple(series.get("revisions", [])),
         fragments=tuple((here / f).resolve() for f in kconfig["fragments"]),
         kconfig_base=kconfig.get("base", "tinyconfig"),
@@ -193,13 +198,20 @@ def _memory_mb(guest: dict) -> int:
     return total
 
 
+def _series_source(here: Path, source: str) -> str:
+    """A local series path made absolute; a lore or patchwork source as given."""
+    if series.is_remote(source):
+        return source
+    return str((here / source).resolve())
+
+
 def check(job: Job) -> list[str]:
     """Value checks, shared by job files and CLI overrides."""
     errors = []
     for f in job.fragments:
         if not f.is_file():
             errors.append(f"kconfig.fragments: {f}: no such file")
-    if not Path(job.series).exists():
+    if not Path(job.series).exists() and not series.is_remote(job.series):
         errors.append(f"series.source: {job.series}: no such file or folder")
     if job.tree != DEBIAN_TREE and not Path(job.tree).is_dir():
         errors.append(f"tree.source: {job.tree}: no such folder")
@@ -219,6 +231,10 @@ def check(job: Job) -> list[str]:
             f"guest.memory_mb: expected at least {128 * job.numa_nodes} MiB "
             f"(128 per NUMA node), got {job.memory_mb}"
         )
+    elif job.memory_mb % job.numa_nodes:
+        # QEMU refuses nodes whose sizes do not add up to -m exactly.
+        errors.append(f"guest.memory_mb: {job.memory_mb} MiB does not split evenly over "
+                      f"{job.numa_nodes} NUMA nodes")
     else:
         errors += _test_problems(job)
     if job.repeats < 1:
@@ -232,7 +248,7 @@ def check(job: Job) -> list[str]:
     return errors
 
 
-def guest_settings(job: Job):
+def guest_settings(job: Job) -> GuestSettings:
     """The job's guest mm settings, as the guest image takes them."""
     from pipeline.guest import GuestSettings  # guest pulls in jinja2: only when needed
 
@@ -281,6 +297,8 @@ def override(job: Job, o: Overrides) -> Job:
     changes = {k: v for k, v in vars(o).items() if v is not None}
     if "tree" in changes and changes["tree"] != DEBIAN_TREE:
         changes["tree"] = str(Path(changes["tree"]).resolve())
+    if "series" in changes:
+        changes["series"] = _series_source(Path.cwd(), changes["series"])
     new = replace(job, **changes)
     errors = check(new)
     if errors:

@@ -99,3 +99,11 @@ def test_overrides_apply_and_are_checked(tmp_path):
         job.override(j, job.Overrides(vcpus=(0,)))
     with pytest.raises(UserError, match=r"tree\.source: .*no such folder"):
         job.override(j, job.Overrides(tree=str(tmp_path / "nowhere")))
+
+
+def test_remote_series_sources_are_kept_as_given(tmp_path):
+    j = job.load(write(tmp_path, GOOD))
+    for src in ("20100428174719.GA1234@redhat.com", "https://lore.kernel.org/all/x@y/"):
+        assert job.override(j, job.Overrides(series=src)).series == src
+    with pytest.raises(UserError, match=r"series\.source: .*no-such-dir: no such file"):
+        job.override(j, job.Overrides(series="no-such-dir"))
