@@ -74,15 +74,11 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
 def boot_case(boots: list[tuple[vm.Boot, list[Report]]]) -> Case:
     """The boots themselves: each must reach init, with no report outside a test."""
     case = Case("boot", time=sum(b.boot_time for b, _ in boots) / len(boots))
-    seen: dict[tuple[str, str], Report] = {}
-    for _, reports in boots:
-        for r in reports:
-            if r.test is None:
-                seen.setdefault((r.type, r.title), r)
-    if seen:
-        _fail(case, list(seen.values()))
+    at_boot = [r for _, reports in boots for r in reports if r.test is None]
+    if at_boot:
+        _fail(case, at_boot)
     failed = [b for b, _ in boots if not b.booted]
-    if failed and not seen:
+    if failed and not at_boot:
         case.status, case.kind = Status.ERROR, "boot-error"
         case.message = failed[0].problem
         case.text = sanitize.bound(failed[0].log, 16384)
@@ -128,8 +124,13 @@ def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
 
 
 def _fail(case: Case, reports: list[Report]) -> None:
+    """One failure per case: the first report names it; each distinct report is kept once."""
+    distinct: dict[str, Report] = {}
+    for r in reports:
+        distinct.setdefault(r.signature or f"{r.type}:{r.title}", r)
     case.status, case.kind = Status.FAIL, reports[0].type
-    more = f" (and {len(reports) - 1} more)" if len(reports) > 1 else ""
+    more = f" (and {len(distinct) - 1} more)" if len(distinct) > 1 else ""
     case.message = reports[0].title + more
-    case.text = "\n\n".join(r.text for r in reports)
-    case.reports = reports
+    case.text = "\n\n".join(r.text for r in distinct.values())
+    case.reports = list(distinct.values())
+    case.properties["reports"] = str(len(reports))

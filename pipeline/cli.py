@@ -117,7 +117,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress = Progress()
     run = runner.new_run(job)
     run.properties["series"] = ser.source
-    job.out.mkdir(parents=True, exist_ok=True)
+    run.save(job.out / "results.json")  # from the start, a reader finds a valid (empty) run
     try:
         ctx = runner.prepare(job, run, progress)
         for rev in revisions:

@@ -1,0 +1,71 @@
+"""Verdicts of a cell from real consoles that kpv's guests printed."""
+
+from pathlib import Path
+
+from pipeline import cell, console, markers, sanitize, vm
+from pipeline.guest import GuestTest
+from pipeline.results import Status
+
+DATA = Path(__file__).parent / "data" / "console"
+
+
+def boot_of(name: str, done: bool = True, problem: str = "") -> tuple[vm.Boot, list]:
+    raw = (DATA / name).read_bytes()
+    text = sanitize.clean(raw)
+    reports = console.attribute(console.parse(text), markers.parse(text))
+    b = vm.Boot("tcg", "qemu-system-x86_64 ...", raw, b"@@kpv boot" in raw, 3.0, done, 0,
+                problem, 10.0)
+    return b, reports
+
+
+def verdict(name: str, test: str) -> tuple:
+    b, reports = boot_of(name)
+    text = sanitize.clean(b.log)
+    t = GuestTest(test, (f"/stress/{test}",), 80)
+    case = cell.test_case(t, b, markers.parse(text), [r for r in reports if r.test == test])
+    return case, cell.boot_case([(b, reports)])
+
+
+def test_clean_fork_passes_with_its_timings():
+    case, boot = verdict("baseline-6.1-fork-test-clean.log", "fork")
+    assert case.status == Status.PASS, case.message
+    assert case.time == 20.99
+    assert float(case.properties["ops_per_s"]) > 0
+    assert case.properties["debug_locks_start"] == case.properties["debug_locks_end"] == "1"
+    assert boot.status == Status.PASS
+
+
+def test_v1_boot_fails_and_unchecked_test_is_not_a_pass():
+    case, boot = verdict("v1-6.1-fork-test-lockdep-off.log", "fork")
+    assert boot.status == Status.FAIL
+    assert "expand_downwards" in boot.message
+    assert boot.kind in ("sleep-in-atomic", "lockdep-invalid-wait-context")
+    assert case.status in (Status.SKIP, Status.FAIL)
+    if case.status == Status.SKIP:
+        assert "lockdep was off" in case.message and "not checked" in case.message
+
+
+def test_hung_test_killed_by_init_fails_with_its_reports():
+    case, _ = verdict("v1-6.1-stack-test-hang-interleaved.log", "stack")
+    assert case.status == Status.FAIL
+    assert case.properties["exit_status"] == "143"
+    # Dozens of identical splats collapse to the distinct ones.
+    assert len(case.reports) < int(case.properties["reports"])
+
+
+def test_missing_end_marker_is_a_runner_error():
+    b, _ = boot_of("baseline-6.1-fork-test-clean.log")
+    cut = b.log[: b.log.index(b"@@kpv end")]
+    text = sanitize.clean(cut)
+    t = GuestTest("fork", ("/stress/fork",), 80)
+    case = cell.test_case(t, vm.Boot("tcg", "", cut, True, 3.0, False, None,
+                                     "test timed out after 110 s", 110.0),
+                          markers.parse(text), [])
+    assert case.status == Status.ERROR and case.message == "test timed out after 110 s"
+
+
+def test_boot_that_never_reached_init_is_an_error():
+    b = vm.Boot("tcg", "", b"", False, 0.0, False, None,
+                "boot timed out after 120 s with no console output", 120.0)
+    case = cell.boot_case([(b, [])])
+    assert case.status == Status.ERROR and "no console output" in case.message
