@@ -3,7 +3,7 @@
 # and the Python dependencies into .venv.
 
 DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 build-essential \
-	flex bison bc libelf-dev libssl-dev cpio git xz-utils python3-venv public-inbox
+	flex bison bc libelf-dev libssl-dev cpio git xz-utils python3-venv stress-ng public-inbox
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 VENV := .venv
 

@@ -43,8 +43,8 @@ class Program:
 
 
 # What stress/ builds and stress_test() knows. Memory minimums leave room
-# for the kernel (a lockdep kernel's tables take ~30 MiB), the initramfs and
-# the program's regions times the processes that COW-write them.
+# for the kernel (lockdep's tables alone are ~10 MiB), the initramfs and the
+# program's regions times the processes that COW-write them.
 PROGRAMS = {p.name: p for p in (
     Program("fork", "fork trees COW-sharing a written region", 256),
     Program("stack", "stack growth by megabytes, and exec", 256),
@@ -59,8 +59,9 @@ STRESS_NG_MIN_MEMORY_MB = 384
 # Stressors of Debian's stress-ng 0.15 that reach mm paths (see
 # ../shared/notes/stress-research.md, 3.1); others are refused.
 STRESS_NG_STRESSORS = (
-    "fork", "vfork", "vforkmany", "mmap", "mmapfork", "mmapmany", "mremap", "mprotect",
-    "madvise", "stack", "stackmmap", "numa", "brk", "bigheap", "vm", "vm-segv", "malloc",
+    "fork", "forkheavy", "vfork", "vforkmany", "mmap", "mmapaddr", "mmapfixed", "mmapfork",
+    "mmapmany", "mremap", "mprotect", "pagemove", "madvise", "stack", "stackmmap", "numa",
+    "brk", "bigheap", "vm", "vm-segv", "malloc",
 )
 THP_MODES = ("always", "madvise", "never")
 GUEST_STRESS_DIR = PurePosixPath("/stress")  # where the programs live in the guest

@@ -33,6 +33,13 @@ def _opt(f: Fields, name: str, default: int = 0) -> int:
         return default
 
 
+def _int(f: Fields, key: str) -> int:
+    try:
+        return int(f.get(key, "0"))
+    except ValueError:
+        return 0
+
+
 def _two_nodes(f: Fields) -> int:
     return 2
 
@@ -47,15 +54,30 @@ RULES: dict[str, list[Need]] = {
         Need("fork_ops", "fork() calls"),
         Need("cow_ops", "COW writes to shared pages"),
         Need("max_procs", "processes alive at once (the root and one level of children)",
-             lambda f: _opt(f, "width") + 1, lambda f: _opt(f, "depth") >= 1),
+             lambda f: _opt(f, "width") + 1,
+             lambda f: _opt(f, "depth") >= 1 and _int(f, "wide_rounds") == 0),
+        Need("max_procs", "processes alive at once (the root and a wide round's children)",
+             lambda f: _opt(f, "wide") + 1, lambda f: _int(f, "wide_rounds") > 0),
+        # Rounds take turns: deep, wide, relay. A run too short for a shape
+        # to come round is not asked for it.
+        Need("wide_rounds", "rounds of a wide tree",
+             when=lambda f: _opt(f, "wide") > 0 and _int(f, "rounds") >= 2),
+        Need("relay_generations", "generations of a relay chain",
+             when=lambda f: _opt(f, "relay") > 0 and _int(f, "rounds") >= 3),
     ],
     "stack": [
         Need("expansions", "stack descents (expand_downwards page by page)"),
         Need("max_depth_kb", "KiB of stack growth, at least half of --descent-mb",
              lambda f: _opt(f, "descent_mb") * 512),
+        Need("growsdown_ops", "MAP_GROWSDOWN mappings grown page by page",
+             when=lambda f: _opt(f, "threads") > 0),
+        Need("max_threads", "threads growing stacks at once in one process",
+             lambda f: _opt(f, "threads"), lambda f: _opt(f, "threads") > 0),
+        Need("neighbours_accessible", "grow cycles with an accessible neighbour at the guard gap",
+             when=lambda f: _int(f, "growsdown_ops") >= 2),
         Need("exec_ops", "fork+exec of a fresh stack",
              when=lambda f: _opt(f, "exec_every") > 0
-             and int(f.get("descent_ops", "0")) >= _opt(f, "exec_every") * _opt(f, "procs")),
+             and _int(f, "descent_ops") >= _opt(f, "exec_every") * _opt(f, "procs")),
     ],
     "mmap": [
         Need("mprotect_ops", "mprotect split+merge pairs"),

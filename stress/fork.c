@@ -11,6 +11,16 @@
  * dup_mmap, anon_vma_fork, COW faults and unlink_anon_vmas all run on one
  * deep anon_vma tree.
  *
+ * Rounds take turns between three shapes:
+ *   deep   --width children per node, --depth levels;
+ *   wide   --wide children of the root at once, all alive together (the
+ *          AIM7-like width: one root anon_vma with that many children);
+ *   relay  a chain of --relay generations: each one verifies, COW-writes,
+ *          splits and merges a VMA with mprotect, forks the next and exits,
+ *          so the root anon_vma outlives the processes that made it (the
+ *          anon_vma reuse path); the root reaps them as a subreaper.
+ * --wide 0 or --relay 0 leaves that shape out.
+ *
  * The expected mark of every page is kept in a private heap array, which each
  * child inherits through fork() like the region itself.
  */
@@ -28,10 +38,10 @@
 
 /* Tags the index word so a zero-filled page never looks valid. */
 #define INDEX_TAG 0x6b70760000000000ull
-#define MAX_WIDTH 64
+#define MAX_WIDTH 512
 #define MAX_TREE 10000		/* processes in one tree */
 
-enum { ST_FORK, ST_VERIFY, ST_COW, ST_MAX_PROCS, ST_ROUNDS };
+enum { ST_FORK, ST_VERIFY, ST_COW, ST_MAX_PROCS, ST_ROUNDS, ST_RELAY, ST_WIDE };
 
 static const struct kpv_stat stats[] = {
 	[ST_FORK] = { "fork", KPV_OPS },
@@ -39,15 +49,20 @@ static const struct kpv_stat stats[] = {
 	[ST_COW] = { "cow", KPV_OPS },		/* pages written */
 	[ST_MAX_PROCS] = { "max_procs", KPV_PEAK },
 	[ST_ROUNDS] = { "rounds", KPV_COUNT },
+	[ST_RELAY] = { "relay_generations", KPV_COUNT },
+	[ST_WIDE] = { "wide_rounds", KPV_COUNT },
 };
 
 static long size_mb = 8, width = 8, depth = 2, cow_pct = 10, corrupt;
+static long wide = 32, relay = 8;
 
 static const struct kpv_option options[] = {
 	{ "size-mb", &size_mb, "anonymous region in MiB" },
 	{ "width", &width, "children of every node" },
 	{ "depth", &depth, "levels below the root" },
 	{ "cow-pct", &cow_pct, "percent of pages each process writes" },
+	{ "wide", &wide, "children of the root in wide rounds (0: none)" },
+	{ "relay", &relay, "generations of a relay chain (0: none)" },
 	{ "corrupt", &corrupt, "1: damage one page to prove the check works" },
 };
 
@@ -57,6 +72,8 @@ struct tree {
 	size_t page_size;
 	uint64_t *expect;	/* per page: the mark this process must see */
 	uint64_t round;
+	uint64_t *gate;		/* shared: children of a wide round that started */
+	long gate_target;	/* in a wide round: wait until all are there */
 };
 
 static uint64_t *page_words(const struct tree *t, size_t i)
@@ -119,7 +136,14 @@ static void child_main(struct kpv_harness *h, struct tree *t, uint64_t id,
 	/* When init's timeout kills the root, the whole tree must go too. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	kpv_level(h, ST_MAX_PROCS, 1);
+	if (t->gate_target)
+		__atomic_add_fetch(t->gate, 1, __ATOMIC_RELAXED);
 	run_node(h, t, id, level);
+	/* A wide round's children stay until all their siblings exist, so the
+	 * root anon_vma really has that many children at once. */
+	while (t->gate_target && kpv_running(h) &&
+	       __atomic_load_n(t->gate, __ATOMIC_RELAXED) < (uint64_t)t->gate_target)
+		usleep(1000);
 	kpv_level(h, ST_MAX_PROCS, -1);
 	_exit(0);
 }
@@ -144,7 +168,7 @@ static void reap(struct kpv_harness *h, pid_t pid, uint64_t id)
 }
 
 static void fork_children(struct kpv_harness *h, struct tree *t, uint64_t id,
-			  long level)
+			  long level, long width)
 {
 	pid_t pids[MAX_WIDTH];
 
@@ -171,9 +195,61 @@ static void run_node(struct kpv_harness *h, struct tree *t, uint64_t id,
 	cow_marks(h, t, id);
 	verify(h, t);		/* our writes on top of the shared pages */
 	if (level < depth && kpv_running(h)) {
-		fork_children(h, t, id, level);
+		fork_children(h, t, id, level, width);
 		verify(h, t);	/* the children's writes must not show */
 	}
+}
+
+/* One generation of a relay chain: check, write, split and merge, hand on. */
+static void relay_generation(struct kpv_harness *h, struct tree *t, long gen)
+{
+	char *page = t->region + (size_t)gen % t->npages * t->page_size;
+	pid_t pid;
+
+	verify(h, t);
+	cow_marks(h, t, MAX_TREE + (uint64_t)gen);
+	if (mprotect(page, t->page_size, PROT_READ) ||
+	    mprotect(page, t->page_size, PROT_READ | PROT_WRITE))
+		kpv_errno(h, errno);
+	kpv_add(h, ST_RELAY, 1);
+	if (gen + 1 >= relay || !kpv_running(h))
+		return;
+	pid = fork();
+	if (pid < 0) {
+		kpv_errno(h, errno);
+		return;
+	}
+	kpv_add(h, ST_FORK, 1);
+	if (pid == 0) {
+		relay_generation(h, t, gen + 1);
+		kpv_level(h, ST_MAX_PROCS, -1);
+		_exit(0);
+	}
+	kpv_level(h, ST_MAX_PROCS, 1);
+}
+
+/* A relay chain: every generation exits once it forked the next; the root,
+ * a subreaper, collects them all (each exit status checked). */
+static void run_relay(struct kpv_harness *h, struct tree *t)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		kpv_errno(h, errno);
+		return;
+	}
+	if (pid == 0) {
+		kpv_level(h, ST_MAX_PROCS, 1);
+		relay_generation(h, t, 0);
+		kpv_level(h, ST_MAX_PROCS, -1);
+		_exit(0);
+	}
+	kpv_add(h, ST_FORK, 1);
+	while ((pid = wait(&status)) > 0 || errno == EINTR)
+		if (pid > 0 && (!WIFEXITED(status) || WEXITSTATUS(status)))
+			kpv_fail(h, "relay generation (pid %d) ended with status %#x",
+				 pid, status);
 }
 
 static long tree_size(void)
@@ -196,7 +272,9 @@ static void setup(struct tree *t)
 	t->region = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	t->expect = calloc(t->npages, sizeof(*t->expect));
-	if (t->region == MAP_FAILED || !t->expect) {
+	t->gate = mmap(NULL, sizeof(*t->gate), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (t->region == MAP_FAILED || !t->expect || t->gate == MAP_FAILED) {
 		perror("fork: region");
 		exit(2);
 	}
@@ -215,7 +293,8 @@ int main(int argc, char **argv)
 		 sizeof(options) / sizeof(options[0]), stats,
 		 sizeof(stats) / sizeof(stats[0]));
 	if (size_mb < 1 || width < 1 || width > MAX_WIDTH || depth < 0 ||
-	    cow_pct < 0 || cow_pct > 100 || tree_size() > MAX_TREE) {
+	    cow_pct < 0 || cow_pct > 100 || tree_size() > MAX_TREE ||
+	    wide < 0 || wide > MAX_WIDTH || relay < 0 || relay > MAX_TREE) {
 		fprintf(stderr, "fork: need size-mb >= 1, 1 <= width <= %d, "
 			"cow-pct 0-100 and at most %d processes in a tree\n",
 			MAX_WIDTH, MAX_TREE);
@@ -223,8 +302,23 @@ int main(int argc, char **argv)
 	}
 	setup(&t);
 	kpv_level(&h, ST_MAX_PROCS, 1);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);	/* relay generations come back to us */
 	do {
-		run_node(&h, &t, 0, 0);
+		long shape = (long)(t.round % 3);
+
+		if (shape == 1 && wide > 0) {
+			verify(&h, &t);
+			*t.gate = 0;
+			t.gate_target = wide;
+			fork_children(&h, &t, 0, depth, wide);	/* leaves: one level */
+			t.gate_target = 0;
+			verify(&h, &t);
+			kpv_add(&h, ST_WIDE, 1);
+		} else if (shape == 2 && relay > 0) {
+			run_relay(&h, &t);
+		} else {
+			run_node(&h, &t, 0, 0);
+		}
 		kpv_add(&h, ST_ROUNDS, 1);
 		t.round++;
 	} while (kpv_running(&h));

@@ -22,8 +22,9 @@
  *   mbind       a small range of R bound to the next node (MPOL_MF_MOVE_ALL)
  *               and back to the default policy: a VMA split, a migration
  *               and a merge;
- *   collapse    MADV_COLLAPSE of one 2 MiB chunk of H, then MADV_COLD of one
- *               of its pages, which splits the new THP again;
+ *   collapse    MADV_COLLAPSE of one 2 MiB chunk of H (the tree shares its
+ *               small pages; the root gets a THP of its own), then MADV_COLD
+ *               of one of its pages, which splits that THP again;
  *
  * and every --compact-ms writes /proc/sys/vm/compact_memory (0: never).
  * Readers verify random pages of all three regions and COW-write a few of
@@ -207,7 +208,10 @@ static void setup(struct kpv_harness *h, struct tree *t)
 		perror("migrate: calloc");
 		exit(2);
 	}
-	if (thp && madvise(t->hp.base, t->hp.npages * t->page, MADV_HUGEPAGE))
+	/* H starts as small pages even with THP "always": a THP from the first
+	 * fault would be COW-shared after fork(), and then neither collapsed
+	 * (it is one already) nor split by MADV_COLD (mapped more than once). */
+	if (madvise(t->hp.base, t->hp.npages * t->page, MADV_NOHUGEPAGE))
 		kpv_errno(h, errno);
 	for (size_t i = 0; i < t->r.npages; i++) {
 		kpv_page_sign(at(t, &t->r, i), t->page, i, 1);
@@ -217,6 +221,8 @@ static void setup(struct kpv_harness *h, struct tree *t)
 		kpv_page_sign(at(t, &t->hp, i), t->page, i, 2);
 		t->hp.expect[i] = 2;
 	}
+	if (thp && madvise(t->hp.base, t->hp.npages * t->page, MADV_HUGEPAGE))
+		kpv_errno(h, errno);
 	for (size_t i = 0; i < t->k.npages; i++)
 		fill_ksm(t, i);
 	if (ksm && madvise(t->k.base, t->k.npages * t->page, MADV_MERGEABLE))
@@ -369,6 +375,11 @@ static void op_collapse(struct kpv_harness *h, struct tree *t,
 	char *chunk = t->hp.base + c * HPAGE;
 	size_t first = c * (HPAGE / t->page);
 
+	/* Collapse needs one writable PTE in the range (else SCAN_PAGE_RO, an
+	 * EINVAL), and after fork() every shared page is write-protected: a COW
+	 * write first makes one page the root's own. */
+	t->hp.expect[first] = (1ull << 40) | (uint64_t)kpv_now_ns();
+	kpv_page_sign(chunk, t->page, first, t->hp.expect[first]);
 	if (madvise(chunk, HPAGE, MADV_COLLAPSE) == 0)
 		kpv_add(h, ST_COLLAPSED, 1);
 	else

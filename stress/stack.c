@@ -17,11 +17,19 @@
  * Every --exec-every descents a worker also fork()s and execve()s this
  * program in --grow-once mode: exec builds a fresh stack (setup_arg_pages,
  * the exec-time expand_stack path), grows it once, verifies and exits.
+ *
+ * Meanwhile --threads threads in every worker grow MAP_GROWSDOWN mappings
+ * page by page (each fault below the VMA expands it, under the mmap write
+ * lock the main thread's descent also wants) down to --grow-pages, with a
+ * one-page neighbour mapped exactly one guard gap (the default 1 MiB) below
+ * the lowest page, toggled between read-write and PROT_NONE: an accessible
+ * neighbour is what the guard-gap check of expand_downwards() looks at.
  */
 #define _GNU_SOURCE
 #include "harness.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +52,12 @@
  * (and gcc's stack probes) touch a little below it. */
 #define SLACK_BYTES (64 << 10)
 #define MAX_PROCS 256
+#define MAX_THREADS 64
+#define GUARD_GAP (1ul << 20)	/* stack_guard_gap's default: 256 pages */
+#define HOLE (8ul << 20)	/* reserved around one MAP_GROWSDOWN mapping */
 
-enum { ST_DESCENT, ST_EXEC, ST_MUNMAP, ST_EXPANSIONS, ST_MAX_DEPTH };
+enum { ST_DESCENT, ST_EXEC, ST_MUNMAP, ST_EXPANSIONS, ST_MAX_DEPTH, ST_GROWSDOWN,
+       ST_GD_PAGES, ST_NEIGHBOURS, ST_MAX_THREADS };
 
 static const struct kpv_stat stats[] = {
 	[ST_DESCENT] = { "descent", KPV_OPS },
@@ -53,15 +65,22 @@ static const struct kpv_stat stats[] = {
 	[ST_MUNMAP] = { "munmap", KPV_OPS },
 	[ST_EXPANSIONS] = { "expansions", KPV_COUNT },
 	[ST_MAX_DEPTH] = { "max_depth_kb", KPV_MAX },
+	[ST_GROWSDOWN] = { "growsdown", KPV_OPS },	/* grow, verify, unmap cycles */
+	[ST_GD_PAGES] = { "growsdown_pages", KPV_COUNT },	/* expanding faults */
+	[ST_NEIGHBOURS] = { "neighbours_accessible", KPV_COUNT },
+	[ST_MAX_THREADS] = { "max_threads", KPV_PEAK },	/* growing at once */
 };
 
 static long procs = 4, descent_mb = 4, exec_every = 8, grow_once;
+static long threads = 2, grow_pages = 64;
 
 static const struct kpv_option options[] = {
 	{ "procs", &procs, "worker processes" },
 	{ "descent-mb", &descent_mb, "deepest descent in MiB" },
 	{ "exec-every", &exec_every, "fork+exec a grow-once copy every N descents (0: never)" },
 	{ "grow-once", &grow_once, "1: grow the stack once and exit (used by the exec)" },
+	{ "threads", &threads, "threads per worker growing MAP_GROWSDOWN mappings" },
+	{ "grow-pages", &grow_pages, "pages each MAP_GROWSDOWN mapping grows by" },
 };
 
 struct descent {
@@ -171,20 +190,83 @@ static size_t pick_target(struct kpv_rng *rng)
 	return full / 2 + kpv_rng_below(rng, full / 2 + 1);
 }
 
+/* One cycle: a reserved hole, a one-page GROWSDOWN mapping at its top, the
+ * neighbour one guard gap below the lowest page, growth, checks, unmap. */
+static void growsdown_cycle(struct kpv_harness *h, uint64_t mark, int accessible)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	char *hole = mmap(NULL, HOLE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+			  MAP_NORESERVE, -1, 0);
+	char *top, *lowest, *neighbour;
+
+	if (hole == MAP_FAILED) {
+		kpv_errno(h, errno);
+		return;
+	}
+	top = hole + HOLE - page;
+	lowest = top - grow_pages * page;
+	neighbour = lowest - GUARD_GAP - page;
+	/* The growth area and the gap must be unmapped (a PROT_NONE mapping
+	 * there would take the faults); below the neighbour stays reserved. */
+	if (munmap(neighbour + page, (size_t)(top - neighbour - page)) ||
+	    mmap(top, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+		 MAP_GROWSDOWN | MAP_FIXED, -1, 0) == MAP_FAILED ||
+	    mmap(neighbour, page, accessible ? PROT_READ | PROT_WRITE : PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+		kpv_errno(h, errno);
+		munmap(hole, HOLE);
+		return;
+	}
+	kpv_add(h, ST_NEIGHBOURS, (uint64_t)accessible);
+	for (long k = 0; k <= grow_pages; k++)	/* top-down: each one expands */
+		kpv_page_sign(top - k * page, page, (uint64_t)k, mark);
+	for (long k = 0; k <= grow_pages; k++)
+		kpv_page_check(h, top - k * page, page, (uint64_t)k, mark);
+	kpv_add(h, ST_GD_PAGES, (uint64_t)grow_pages);
+	if (munmap(hole, HOLE))
+		kpv_errno(h, errno);
+	kpv_add(h, ST_GROWSDOWN, 1);
+}
+
+struct grower {
+	struct kpv_harness *h;
+	uint64_t id;
+};
+
+static void *grower_main(void *arg)
+{
+	struct grower *g = arg;
+
+	kpv_level(g->h, ST_MAX_THREADS, 1);
+	for (uint64_t n = 1; kpv_running(g->h); n++)
+		growsdown_cycle(g->h, (g->id << 32) | n, (int)(n & 1));
+	kpv_level(g->h, ST_MAX_THREADS, -1);
+	return NULL;
+}
+
 static void worker(struct kpv_harness *h, uint64_t id)
 {
 	char here;
 	char *top = &here;
 	struct kpv_rng rng;
+	pthread_t tids[MAX_THREADS];
+	struct grower growers[MAX_THREADS];
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);	/* die with the root */
 	kpv_rng_init(&rng, (uint64_t)h->seed, id);
+	for (long k = 0; k < threads; k++) {
+		growers[k] = (struct grower){ h, id * MAX_THREADS + (uint64_t)k + 1 };
+		if (pthread_create(&tids[k], NULL, grower_main, &growers[k]))
+			kpv_fail(h, "pthread_create failed");
+	}
 	for (long n = 1; kpv_running(h); n++) {
 		shrink(h, top, grow(h, top, pick_target(&rng)));
 		kpv_add(h, ST_DESCENT, 1);
 		if (exec_every > 0 && n % exec_every == 0)
 			exec_once(h);
 	}
+	for (long k = 0; k < threads; k++)
+		pthread_join(tids[k], NULL);
 	_exit(0);
 }
 
@@ -208,9 +290,12 @@ int main(int argc, char **argv)
 	kpv_init(&h, "stack", argc, argv, options,
 		 sizeof(options) / sizeof(options[0]), stats,
 		 sizeof(stats) / sizeof(stats[0]));
-	if (procs < 1 || procs > MAX_PROCS || descent_mb < 1 || !fits_rlimit()) {
-		fprintf(stderr, "stack: need 1 <= procs <= %d and descent-mb >= 1 "
-			"at least 1 MiB below RLIMIT_STACK\n", MAX_PROCS);
+	if (procs < 1 || procs > MAX_PROCS || descent_mb < 1 || !fits_rlimit() ||
+	    threads < 0 || threads > MAX_THREADS || grow_pages < 1 ||
+	    (grow_pages + 2) * 4096 + GUARD_GAP > HOLE) {
+		fprintf(stderr, "stack: need 1 <= procs <= %d, descent-mb >= 1 "
+			"at least 1 MiB below RLIMIT_STACK, 0 <= threads <= %d "
+			"and 1 <= grow-pages <= 1500\n", MAX_PROCS, MAX_THREADS);
 		return 2;
 	}
 	if (grow_once) {

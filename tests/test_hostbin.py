@@ -65,7 +65,7 @@ def test_entries_make_each_directory_once_and_run_in_a_chroot(tmp_path):
         cpio.write([cpio.directory("bin"), *entries], f)
     root = tmp_path / "root"
     root.mkdir()
-    subprocess.run(["cpio", "-idm", "--quiet"], stdin=open(image, "rb"), cwd=root, check=True)
+    subprocess.run(["cpio", "-idm", "--quiet"], input=image.read_bytes(), cwd=root, check=True)
     # The copied loader runs the copied binary with only the copied libraries.
     loader = next(f.guest for f in files if f.guest.name.startswith("ld-linux"))
     lib_dirs = sorted({str(root / str(f.guest.parent).lstrip("/")) for f in files[1:]})

@@ -10,12 +10,14 @@ MIGRATE = {
     "vm_thp_collapse_alloc": "2", "vm_thp_split_page": "2", "ksm_full_scans": "4",
     "ksm_pages_sharing": "255", "opt_thp": "1", "opt_ksm": "1", "opt_compact_ms": "500",
 }
-FORK = {"fork_ops": "73", "cow_ops": "100", "max_procs": "12", "opt_width": "8",
-        "opt_depth": "2"}
+FORK = {"fork_ops": "73", "cow_ops": "100", "max_procs": "33", "opt_width": "8",
+        "opt_depth": "2", "opt_wide": "32", "opt_relay": "8", "rounds": "3",
+        "wide_rounds": "1", "relay_generations": "8"}
 MMAP = {"mprotect_ops": "5", "mremap_ops": "5", "remap_ops": "5", "dontneed_ops": "5",
         "max_map_count": "600", "opt_size_mb": "8", "opt_cell_pages": "8"}
 STACK = {"expansions": "9", "max_depth_kb": "4000", "descent_ops": "8", "exec_ops": "1",
-         "opt_descent_mb": "4", "opt_exec_every": "8", "opt_procs": "1"}
+         "opt_descent_mb": "4", "opt_exec_every": "8", "opt_procs": "1", "opt_threads": "2",
+         "growsdown_ops": "10", "max_threads": "2", "neighbours_accessible": "5"}
 RACE = {"nodes": "2", "vm_pgmigrate_success": "9", "overlap_rounds": "3",
         "mprotect_ops": "1", "mremap_ops": "1", "growsdown_ops": "1", "stack_expansions": "32",
         "fork_ops": "1", "max_procs": "5", "opt_width": "4"}
@@ -50,8 +52,11 @@ def test_parts_the_job_turned_off_are_not_required():
 
 
 def test_thresholds_follow_the_program_options():
-    assert "max_procs=8, need >= 9" in reach.check("fork", [{**FORK, "max_procs": "8"}])
-    assert reach.check("fork", [{**FORK, "max_procs": "1", "opt_depth": "0"}]) == ""
+    assert "max_procs=20, need >= 33" in reach.check("fork", [{**FORK, "max_procs": "20"}])
+    deep_only = {**FORK, "rounds": "1", "wide_rounds": "0", "relay_generations": "0"}
+    assert "max_procs=8, need >= 9" in reach.check("fork", [{**deep_only, "max_procs": "8"}])
+    assert reach.check("fork", [{**deep_only, "max_procs": "1", "opt_depth": "0"}]) == ""
+    assert "relay_generations=0" in reach.check("fork", [{**FORK, "relay_generations": "0"}])
     # 8 MiB in cells of 8 pages: at least one VMA per cell, 256.
     assert "max_map_count=200, need >= 256" in reach.check("mmap",
                                                            [{**MMAP, "max_map_count": "200"}])

@@ -86,3 +86,20 @@ def test_bad_arguments_are_usage_errors(bins, args):
 def test_repeat_comes_from_the_environment(bins):
     done = run(bins["mmap"], "--duration", "1", env={"KPV_REPEAT": "3"})
     assert result(done)["repeat"] == "3"
+
+
+def test_fork_and_stack_reach_their_paths_on_the_host(bins):
+    fork = result(run(bins["fork"], "--duration", "1"))
+    assert reach.check("fork", [fork]) == ""
+    assert int(fork["max_procs"]) >= 33 and int(fork["relay_generations"]) >= 1
+    stack = result(run(bins["stack"], "--duration", "1"))
+    assert reach.check("stack", [stack]) == ""
+    assert int(stack["max_threads"]) >= 2 and int(stack["growsdown_pages"]) >= 64
+
+
+@pytest.mark.skipif(subprocess.run(["which", "stress-ng"], capture_output=True).returncode,
+                    reason="stress-ng not installed")
+def test_every_listed_stress_ng_stressor_exists():
+    listed = subprocess.run(["stress-ng", "--stressors"], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert set(guest.STRESS_NG_STRESSORS) <= set(listed)

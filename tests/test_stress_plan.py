@@ -56,6 +56,7 @@ def test_new_guest_keys_have_defaults_and_load(tmp_path):
     ("numa_nodes = 5\n", "guest.numa_nodes: expected 1 to 4, got 5"),
     ("memory_mb = 1024\nmemory_per_node_mb = 256\n", "give one of the two, or make them agree"),
     ("repeats = 0\n", "guest.repeats: expected at least 1, got 0"),
+    ("numa_nodes = 3\nmemory_mb = 1000\n", "1000 MiB does not split evenly over 3 NUMA"),
     ('thp = "sometimes"\n', "guest.thp: expected one of always, madvise, never"),
     ("compaction_proactiveness = 101\n", "guest.compaction_proactiveness: expected 0 to 100"),
     ("ksm = 1\n", "guest.ksm: expected true or false, got int 1"),
@@ -134,8 +135,8 @@ def test_stress_ng_goes_in_only_when_a_test_runs_it(tmp_path):
     assert t.name == "stress-ng-mmap"
     with_ng = guest.build_initramfs([t], tmp_path / "a.cpio", bins)
     without = guest.build_initramfs([guest.stress_test("mmap", 5, 1)], tmp_path / "b.cpio", bins)
-    listing = subprocess.run(["cpio", "-it", "--quiet"], stdin=open(with_ng, "rb"),
-                             capture_output=True, text=True, check=True).stdout.split()
+    listing = subprocess.run(["cpio", "-it", "--quiet"], input=with_ng.read_bytes(),
+                             capture_output=True, check=True).stdout.decode().split()
     assert {"bin/stress-ng", "bin/kpv-stress-ng", "lib/x86_64-linux-gnu/libc.so.6"} <= set(
         listing)
     assert without.stat().st_size < with_ng.stat().st_size / 2
