@@ -73,8 +73,9 @@ def build(tree: Path, build_dir: Path, log_path: Path, keep: Path, timeout: floa
         log.flush()
         try:
             # Own process group, so a timeout or Ctrl-C stops every compiler make started.
+            # LC_ALL=C: gcc quotes with ‘’ in a UTF-8 locale; messages must not depend on it.
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True, env={**os.environ, "LC_ALL": "C"})
         except FileNotFoundError:
             raise InfraError("make not found: install build-essential") from None
         try:

@@ -63,6 +63,7 @@ class Format:
     inside: bool = False  # in an open report of the same context, part of that report
     skip: str = ""  # regex of extra frames to skip for this kind, beyond _SKIP
     end: bool = False  # printed through `---[ end trace ]---` (WARN, oops, panic)
+    more: str = ""  # regex of lines after a call trace that go on with another dump
 
 
 # Lockdep's old banners were `[ INFO: ... ]` and `[ BUG: ... ]`; 4.x on print
@@ -128,8 +129,11 @@ FORMATS: tuple[Format, ...] = (
            where=("rip", "trace")),
     Format("hung-task", r"INFO: task \S.* blocked for more than \d+ seconds",
            "task hung in {func}", skip=_SCHED),
+    # 6.x dumps the starved grace-period kthread first, then the stalled CPU
+    # itself (`CPU: 1 PID: 68 ...`, RIP, trace): that last dump is the place.
     Format("rcu-stall", r"INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?",
-           "rcu detected stall in {func}", where=("rip", "trace"), skip=r"rcu_\w+"),
+           "rcu detected stall in {func}", where=("rip", "trace"), skip=r"rcu_\w+",
+           more=r"^rcu: |^Sending NMI from CPU|^NMI backtrace for cpu|^CPU: \d+ PID: \d+"),
     Format("panic", r"Kernel panic - not syncing: ?(?P<msg>.*)", "kernel panic: {msg}",
            stack=False, end=True),
     Format("oops", r"BUG: (?:unable to handle )?kernel NULL pointer dereference",
@@ -203,6 +207,7 @@ _TRACE_OTHER_RE = re.compile(
     r"|ORIG_RAX|PKRU|Code):)")
 
 _TRACE_END = "</TASK>"
+_CPU_DUMP_RE = re.compile(r"^CPU: \d+ PID: \d+")  # dump_stack's and show_regs' first line
 
 # Printed once a WARN, oops or panic is over.
 _TERMINATOR_RE = re.compile(r"---\[ end (?:trace|Kernel panic)")
@@ -230,7 +235,7 @@ _SKIP = (
     r"|mark_usage|mark_held_locks|valid_state|print_\w+|debug_\w+|__debug_\w+"
     r"|_raw_\w+|__raw_\w+|do_raw_\w+|raw_spin_\w+|spin_\w+|_spin_\w+|__spin_\w+|queued_\w+"
     r"|native_queued_\w+|__pv_queued_\w+|read_lock\w*|write_lock\w*|read_unlock\w*"
-    r"|write_unlock\w*|mutex_\w+|__mutex_\w+|down|down_\w+|__down\w*|up|up_\w+|__up\w*"
+    r"|write_unlock\w*|mutex_\w+|__mutex_\w+|down|down_\w+|_down_\w+|__down\w*|up|up_\w+|__up\w*"
     r"|rwsem_\w+|__rwsem_\w+|percpu_down_\w+|percpu_up_\w+|__percpu_down\w*|rwbase_\w+"
     r"|rt_mutex\w*|__rt_mutex\w*"
     r"|__might_\w+|___might_sleep|might_fault|__cant_sleep|__cant_migrate"
@@ -431,6 +436,9 @@ def _feed_head(rep: _Report, n: int, line: _Line) -> bool:
         if rep.fmt.stack:
             rep.reason = "no call trace"
         return False
+    if rep.fmt.more and rep.frames and _CPU_DUMP_RE.match(line.body):
+        # Another CPU's dump follows an earlier one: the later one names the report.
+        rep.frames, rep.rip = [], ""
     rep.take(n, line)
     if _TRACE_START_RE.search(line.body):
         rep.phase = "trace"
@@ -463,15 +471,19 @@ def _feed_trace(rep: _Report, n: int, line: _Line) -> bool:
     if "<TASK>" in body:
         rep.in_task = True
     if _TRACE_END in body:
-        # Complete, unless an end marker still follows: stop here rather than
-        # read on to a next own line that may never come.
-        rep.phase = "after" if rep.fmt.end else "done"
-        return rep.fmt.end
+        # Complete, unless an end marker or another dump may follow: stop
+        # here rather than read on to a next own line that may never come.
+        more = rep.fmt.end or bool(rep.fmt.more)
+        rep.phase = "after" if more else "done"
+        return more
     return True
 
 
 def _feed_after(rep: _Report, n: int, line: _Line) -> bool:
     """After the trace: WARN, oops and panic still print up to `---[ end ... ]---`."""
+    if rep.fmt.more and re.search(rep.fmt.more, line.body):
+        rep.phase, rep.in_task, rep.counts = "head", False, {}
+        return _feed_head(rep, n, line)
     if not rep.fmt.end:
         rep.phase = "done"
         return False
