@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.errors import InfraError
@@ -26,12 +27,61 @@ _OTHER_ERROR_RE = re.compile(r"^(?:.*\bld\b.*: .*|.*undefined reference.*|.*\ber
 @dataclass(frozen=True)
 class BuildResult:
     ok: bool
-    bzimage: Path | None  # a copy kept with the run's output
-    vmlinux: Path | None  # in the build dir: valid until the next build there
+    bzimage: Path | None  # the kernel to boot
+    vmlinux: Path | None  # its symbols, for decoding stack traces
     release: str  # `make kernelrelease`
     error: str  # the first error, "file:line: message"; "" when ok
     duration: float  # seconds
     timed_out: bool
+    cached: bool = False  # reused from an earlier build of the same sources and config
+
+
+def build(tree: Path, build_dir: Path, out: Path, timeout: float,
+          store: Path | None = None) -> BuildResult:
+    """A kernel for the tree's sources and the build dir's .config, built or reused.
+
+    `store` is a folder keyed by the content (source tree hash and config):
+    when it holds a finished build, make is not run at all; a build that
+    ends (ok or failing, not timed out) is kept there. out gets build.log and
+    bzImage either way; vmlinux (tens of MB) stays in the store.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    if store is not None and (store / "result.json").is_file():
+        return _reuse(store, out)
+    b = make(tree, build_dir, out / "build.log", timeout)
+    if b.ok:
+        shutil.copyfile(build_dir / "arch/x86/boot/bzImage", out / "bzImage")
+        b = replace(b, bzimage=out / "bzImage")
+    if store is not None and not b.timed_out:
+        _keep(b, build_dir, out, store)
+        if b.ok:
+            b = replace(b, vmlinux=store / "vmlinux")
+    return b
+
+
+def _keep(b: BuildResult, build_dir: Path, out: Path, store: Path) -> None:
+    tmp = store.with_name(store.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("build.log", "bzImage"):
+        if (out / name).is_file():
+            shutil.copyfile(out / name, tmp / name)
+    if b.ok:
+        shutil.copyfile(build_dir / "vmlinux", tmp / "vmlinux")
+    meta = {"ok": b.ok, "release": b.release, "error": b.error, "duration": b.duration}
+    (tmp / "result.json").write_text(json.dumps(meta))
+    shutil.rmtree(store, ignore_errors=True)
+    tmp.rename(store)  # the result file appears with everything else, or not at all
+
+
+def _reuse(store: Path, out: Path) -> BuildResult:
+    meta = json.loads((store / "result.json").read_text())
+    for name in ("build.log", "bzImage"):
+        if (store / name).is_file():
+            shutil.copyfile(store / name, out / name)
+    ok = meta["ok"]
+    return BuildResult(ok, out / "bzImage" if ok else None, store / "vmlinux" if ok else None,
+                       meta["release"], meta["error"], 0.0, False, cached=True)
 
 
 def first_error(log: str, tree: Path | None = None) -> str:
@@ -62,8 +112,8 @@ def _relative(path: str, tree: Path | None) -> str:
     return path
 
 
-def build(tree: Path, build_dir: Path, log_path: Path, keep: Path, timeout: float) -> BuildResult:
-    """make bzImage; the log goes to log_path whole; bzImage is copied to `keep`."""
+def make(tree: Path, build_dir: Path, log_path: Path, timeout: float) -> BuildResult:
+    """make bzImage in build_dir; the log goes to log_path whole."""
     jobs = os.cpu_count() or 1
     cmd = ["make", "-C", str(tree), f"O={build_dir}", f"ARCH={ARCH}", f"-j{jobs}", "bzImage"]
     start = time.monotonic()
@@ -73,7 +123,7 @@ def build(tree: Path, build_dir: Path, log_path: Path, keep: Path, timeout: floa
         log.flush()
         try:
             # Own process group, so a timeout or Ctrl-C stops every compiler make started.
-            # LC_ALL=C: gcc quotes with ‘’ in a UTF-8 locale; messages must not depend on it.
+            # LC_ALL=C: gcc uses typographic quotes in a UTF-8 locale: keep messages ASCII.
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, env={**os.environ, "LC_ALL": "C"})
         except FileNotFoundError:
@@ -91,8 +141,6 @@ def build(tree: Path, build_dir: Path, log_path: Path, keep: Path, timeout: floa
     if rc != 0:
         error = f"build timed out after {timeout:.0f} s" if timed_out else first_error(text, tree)
         return BuildResult(False, None, None, "", error, duration, timed_out)
-    image = build_dir / "arch/x86/boot/bzImage"
-    keep.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(image, keep)
     release = (build_dir / "include/config/kernel.release").read_text().strip()
-    return BuildResult(True, keep, build_dir / "vmlinux", release, "", duration, False)
+    return BuildResult(True, build_dir / "arch/x86/boot/bzImage", build_dir / "vmlinux",
+                       release, "", duration, False)

@@ -129,9 +129,12 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
 
     progress(f"{rev.name}: build (make -j bzImage)")
     t0 = time.monotonic()
-    b = build.build(ctx.worktree, ctx.build_dir, rdir / "build.log", rdir / "bzImage",
-                    ctx.job.build_timeout)
+    key = cache.key(tree.tree_id(ctx.worktree), (ctx.build_dir / ".config").read_bytes())
+    b = build.build(ctx.worktree, ctx.build_dir, rdir, ctx.job.build_timeout,
+                    cache.root() / "kernels" / key)
     case = Case("build", time=b.duration, artifacts=[f"{rev.name}/build.log"])
+    if b.cached:
+        case.properties["cached"] = f"same sources and config as an earlier build ({key})"
     if b.ok:
         case.properties["kernel_release"] = b.release
         suite.properties["kernel_release"] = b.release
@@ -140,7 +143,8 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
              _log_tail(rdir / "build.log"))
     suite.cases.append(case)
     _stage_time(run, "build", t0)
-    progress(f"{rev.name}: build {'ok' if b.ok else 'FAILED: ' + b.error} ({b.duration:.0f} s)")
+    how = "reused" if b.cached else f"{b.duration:.0f} s"
+    progress(f"{rev.name}: build {'ok' if b.ok else 'FAILED: ' + b.error} ({how})")
     return b.bzimage
 
 

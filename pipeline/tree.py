@@ -264,3 +264,9 @@ def _why(name: str, p: subprocess.CompletedProcess) -> str:
     if not where and (m := re.search(r"^error: (.*)$", out, re.M)):
         where = f": {m.group(1)}"
     return f"patch {name} does not apply{where}"
+
+
+def tree_id(wt: Path) -> str:
+    """The git tree hash of the worktree's files as they are now, applied or not."""
+    git(wt, "add", "-A", ".")
+    return git(wt, "write-tree").stdout.strip()

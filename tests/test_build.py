@@ -29,3 +29,52 @@ def test_first_error_plain_and_fallbacks():
         "ld: vmlinux.o: undefined reference to `foo'")
     assert first_error("make: *** [Makefile:1] Error 2\n") == "make: *** [Makefile:1] Error 2"
     assert first_error("") == "build failed (see build.log)"
+
+
+FAKE_MAKEFILE = """\
+# A stand-in kernel tree: real make, the same O= layout as Kbuild.
+bzImage:
+\t@echo built >> $(O)/runs
+\t@if [ -n "$(FAIL)" ]; then echo 'mm/mmap.c:7:3: error: boom' >&2; exit 1; fi
+\t@mkdir -p $(O)/arch/x86/boot $(O)/include/config
+\t@echo kernel > $(O)/arch/x86/boot/bzImage
+\t@echo symbols > $(O)/vmlinux
+\t@echo 6.1.0-fake > $(O)/include/config/kernel.release
+"""
+
+
+def fake_tree(tmp_path, fail: bool = False):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    text = FAKE_MAKEFILE.replace("$(FAIL)", "1" if fail else "")
+    (tree / "Makefile").write_text(text)
+    build_dir = tmp_path / "b"
+    build_dir.mkdir()
+    return tree, build_dir
+
+
+def test_build_then_reuse_by_content_key(tmp_path):
+    from pipeline.build import build
+
+    tree, bdir = fake_tree(tmp_path)
+    store = tmp_path / "store" / "key1"
+    first = build(tree, bdir, tmp_path / "out1", 60, store)
+    assert first.ok and not first.cached and first.release == "6.1.0-fake"
+    assert (tmp_path / "out1" / "bzImage").read_text() == "kernel\n"
+    second = build(tree, bdir, tmp_path / "out2", 60, store)
+    assert second.ok and second.cached
+    assert (tmp_path / "out2" / "bzImage").read_text() == "kernel\n"
+    assert second.vmlinux.read_text() == "symbols\n"
+    assert (bdir / "runs").read_text() == "built\n"  # make ran once
+
+
+def test_failed_build_is_kept_and_reused_with_its_error(tmp_path):
+    from pipeline.build import build
+
+    tree, bdir = fake_tree(tmp_path, fail=True)
+    store = tmp_path / "store" / "key2"
+    first = build(tree, bdir, tmp_path / "out1", 60, store)
+    assert not first.ok and first.error == "mm/mmap.c:7: error: boom"
+    second = build(tree, bdir, tmp_path / "out2", 60, store)
+    assert second.cached and not second.ok and second.error == first.error
+    assert "error: boom" in (tmp_path / "out2" / "build.log").read_text()
