@@ -8,7 +8,7 @@ boot or to the test by init's markers. The result is a Suite: a `boot` case
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline import console, markers, reach, sanitize, timings, vm
@@ -16,7 +16,9 @@ from pipeline.console import Report
 from pipeline.guest import GuestTest
 from pipeline.results import Case, Status, Suite
 
-_EXIT_TIMEOUT = (124, 143)  # busybox timeout's own status, and SIGTERM's
+_EXIT_TIMEOUT = (124, 143)
+# "lockdep is turned off" and friends say a test was not checked; they are not a bug found.
+LOCKDEP_OFF = "lockdep-off"  # busybox timeout's own status, and SIGTERM's
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
                 accel = "tcg"  # once KVM failed here, it will fail for the next boot too
             text = sanitize.clean(b.log)
             marks = markers.parse(text)
-            reports = console.attribute(console.parse(text), marks)
+            reports = own_test(t.name, console.attribute(console.parse(text), marks), marks)
             boots.append((b, reports))
             cases.append(test_case(t, b, marks, [r for r in reports if r.test == t.name]))
     first = boots[0][0]
@@ -71,10 +73,21 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
     return suite
 
 
+def own_test(name: str, reports: list[Report], marks: list[markers.Marker]) -> list[Report]:
+    """This boot ran only `name`: what the kernel says after the test started is the test's,
+    even once init has printed the test's end (a wedged child, a late lockup)."""
+    start = next((m.line for m in marks if m.kind == "start" and m.test == name), None)
+    if start is None:
+        return reports
+    return [replace(r, test=name) if r.test is None and r.first_line > start else r
+            for r in reports]
+
+
 def boot_case(boots: list[tuple[vm.Boot, list[Report]]]) -> Case:
     """The boots themselves: each must reach init, with no report outside a test."""
     case = Case("boot", time=sum(b.boot_time for b, _ in boots) / len(boots))
-    at_boot = [r for _, reports in boots for r in reports if r.test is None]
+    at_boot = [r for _, reports in boots for r in reports
+               if r.test is None and r.type != LOCKDEP_OFF]
     if at_boot:
         _fail(case, at_boot)
     failed = [b for b, _ in boots if not b.booted]
@@ -102,6 +115,10 @@ def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
         case.properties["debug_locks_end"] = end.fields.get("debug_locks", "?")
         case.properties["exit_status"] = end.fields.get("status", "?")
         case.time = int(end.fields.get("elapsed_ms", "0")) / 1000
+    off = [r for r in reports if r.type == LOCKDEP_OFF]
+    if off:
+        case.properties["lockdep_off"] = off[0].title
+    reports = [r for r in reports if r.type != LOCKDEP_OFF]
     if reports:
         _fail(case, reports)
     elif end is None:
@@ -115,11 +132,12 @@ def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
         # A pass would say the path was checked; it never ran.
         case.status, case.kind = Status.ERROR, "not-reached"
         case.message = f"{t.name} did not reach its path: {problem}"
-    elif case.properties.get("debug_locks_start") != "1":
+    elif case.properties.get("debug_locks_start") != "1" or off:
         # A pass here would claim lockdep checked this test; it did not.
         case.status, case.kind = Status.SKIP, "lockdep-off"
-        case.message = (f"{t.name} ran, but lockdep was off (debug_locks="
-                        f"{case.properties.get('debug_locks_start', '?')}): locking not checked")
+        why = (off[0].title if off else
+               f"lockdep was off (debug_locks={case.properties.get('debug_locks_start', '?')})")
+        case.message = f"{t.name} ran, but {why}: locking not checked"
     return case
 
 

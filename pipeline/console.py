@@ -56,7 +56,9 @@ class Format:
     type: str  # Report.type
     header: str  # regex searched in a line's text; named groups feed `title`
     title: str  # str.format template: {func} and the header's named groups
-    where: tuple[str, ...] = ("trace",)  # where {func} comes from, first found wins
+    # Where {func} comes from, first found wins: "header" (its func group),
+    # "rip" (the faulting instruction), "acquire" (the first lock's `at:`), "trace".
+    where: tuple[str, ...] = ("trace",)
     stack: bool = True  # a call trace is expected; without one the report is corrupted
     body: str = "trace"  # what follows the header: "trace", "line" (nothing) or "tail"
     tail: str = ""  # for body="tail": the lines that still belong to the report
@@ -547,7 +549,7 @@ def _banner(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
         line = log.line(k)
         if not rep.owns(line):
             continue
-        if k in taken or (k in log.hinted and _header(line.body) is not None):
+        if k in taken:  # the end of an earlier report (its header included)
             break
         own.append((k, line))
         if _CUT_HERE in line.body:

@@ -69,3 +69,15 @@ def test_boot_that_never_reached_init_is_an_error():
                 "boot timed out after 120 s with no console output", 120.0)
     case = cell.boot_case([(b, [])])
     assert case.status == Status.ERROR and "no console output" in case.message
+
+
+def test_late_report_in_a_one_test_boot_belongs_to_the_test():
+    # The soft lockup prints after "@@kpv done": the stack test's children caused it.
+    b, _ = boot_of("v1-6.1-stack-test-hang-interleaved.log")
+    text = sanitize.clean(b.log)
+    marks = markers.parse(text)
+    reports = cell.own_test("stack", console.attribute(console.parse(text), marks), marks)
+    lockups = [r for r in reports if r.type == "soft-lockup"]
+    assert lockups and all(r.test == "stack" for r in lockups)
+    start = next(m.line for m in marks if m.kind == "start")
+    assert all(r.test is None for r in reports if r.first_line < start)

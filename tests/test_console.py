@@ -126,6 +126,30 @@ def test_old_era_circular_report() -> None:
     assert warn.text.split("\n")[-1].endswith("---[ end trace 4eaa2a86a8e2da22 ]---")
 
 
+def test_story_circular_report() -> None:
+    # v2 with the build fix: the report the series must produce, at boot.
+    first, second = console.parse(_log("v2-buildfix-6.1-two-boots-circular"))
+    assert first.chain == ["&mm->anon_vma_chain_lock", "&anon_vma->rwsem"]
+    assert first.signature == second.signature
+    # The acquiring frame is _down_write_nest_lock, lock machinery: the title
+    # names its caller, the place the new dependency was made.
+    at = first.frames.index("expand_downwards")
+    assert first.frames[at - 1] == "_down_write_nest_lock"
+    assert not first.corrupted and first.text.split("\n")[-1].endswith("</TASK>")
+
+
+def test_circular_title_without_a_call_trace_uses_the_acquiring_lock() -> None:
+    # Cut before `Call Trace:`: the place is still named, from `... is trying
+    # to acquire lock: ..., at: expand_downwards+0x10e/0x23b`; the report is
+    # marked cut short.
+    text = _log("v2-buildfix-6.1-two-boots-circular")
+    lines = text.split("\n")
+    end = next(i for i, line in enumerate(lines) if "Call Trace:" in line)
+    (cut,) = console.parse("\n".join(lines[:end]))
+    assert cut.title == "possible deadlock in expand_downwards" and cut.frames == []
+    assert cut.corrupted and cut.reason == "console ends before its call trace"
+
+
 def test_circular_report_details() -> None:
     migrate, mmap = console.parse(_log("canary-6.1-three-boots-migrate-circular"))
     # The dependency chain in the order printed (-> #1, then -> #0): one cycle,
@@ -138,6 +162,18 @@ def test_circular_report_details() -> None:
     assert "move_pages_and_store_status" in migrate.frames
     assert "migrate_misplaced_page" in mmap.frames
     assert migrate.text.split("\n")[0].endswith("] " + "=" * 54)
+
+
+def test_rcu_stall_is_named_by_the_stalled_cpus_own_dump() -> None:
+    (stall,) = [r for r in console.parse(_log("v1-6.1-two-boots-stack-rcu-stall"))
+                if r.type == "rcu-stall"]
+    # The starved grace-period kthread's stack comes first and stays in the
+    # text; the frames are those of CPU 1's own dump, whose RIP is in
+    # do_raw_spin_lock (machinery), called from unmap_page_range.
+    assert "RCU grace-period kthread stack dump:" in stall.text
+    assert "rcu_gp_kthread" not in stall.frames and stall.frames[0] == "unmap_page_range"
+    assert "RIP: 0010:do_raw_spin_lock" in stall.text
+    assert "[    C0]" not in stall.text and not stall.corrupted
 
 
 def test_warn_message_before_the_header_is_kept() -> None:
@@ -336,8 +372,8 @@ def test_format_titles_use_only_their_own_groups() -> None:
 # The skip list: frames that are machinery, and frames that are places.
 MACHINERY = [
     "lock_acquire", "__lock_acquire", "lock_release", "down_write", "down_read_trylock",
-    "down", "up_write", "mutex_lock_nested", "__mutex_lock", "_raw_spin_lock",
-    "_raw_spin_lock_irqsave", "do_raw_spin_lock", "queued_spin_lock_slowpath",
+    "down", "_down_write_nest_lock", "up_write", "mutex_lock_nested", "__mutex_lock",
+    "_raw_spin_lock", "_raw_spin_lock_irqsave", "do_raw_spin_lock", "queued_spin_lock_slowpath",
     "rwsem_down_write_slowpath", "percpu_down_write", "dump_stack_lvl", "dump_stack",
     "__might_sleep", "__might_resched", "__might_fault", "lockdep_rcu_suspicious",
     "print_circular_bug", "check_noncircular", "check_prev_add", "validate_chain", "mark_lock",
