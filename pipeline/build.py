@@ -52,7 +52,9 @@ def build(tree: Path, build_dir: Path, out: Path, timeout: float,
     if b.ok:
         shutil.copyfile(build_dir / "arch/x86/boot/bzImage", out / "bzImage")
         b = replace(b, bzimage=out / "bzImage")
-    if store is not None and not b.timed_out:
+    # A failure is kept only when the compiler named it: a killed or interrupted
+    # make says nothing about the sources and must not be replayed.
+    if store is not None and (b.ok or _CC_ERROR_RE.match(b.error)):
         _keep(b, build_dir, out, store)
         if b.ok:
             b = replace(b, vmlinux=store / "vmlinux")

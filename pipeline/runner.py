@@ -68,7 +68,8 @@ def run_revision(ctx: Context, rev: series.Revision, run: Run,
     rdir = ctx.out / rev.name
     rdir.mkdir(parents=True, exist_ok=True)
     suite = run.add(Suite(cell.suite_name(rev.name), rev.name, None, _rev_props(ctx, rev)))
-    kernel = _build_stages(ctx, rev, rdir, suite, run, progress)
+    with tree.locked(ctx.worktree, progress):
+        kernel = _build_stages(ctx, rev, rdir, suite, run, progress)
     run.save(ctx.out / "results.json")
     for n in cells:
         if kernel is None:

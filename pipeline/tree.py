@@ -10,11 +10,14 @@ only into the cache.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -270,3 +273,22 @@ def tree_id(wt: Path) -> str:
     """The git tree hash of the worktree's files as they are now, applied or not."""
     git(wt, "add", "-A", ".")
     return git(wt, "write-tree").stdout.strip()
+
+
+@contextmanager
+def locked(wt: Path, on_wait: Callable[[str], None]) -> Iterator[None]:
+    """Hold the worktree (and the build dir fed from it) for one revision's apply and build.
+
+    Two kpv runs on the same base share one worktree; without this, one would
+    reset the files under the other's compiler.
+    """
+    with open(wt.parent / f"{wt.name}.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait(f"waiting for another kpv run using {wt}")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -73,3 +73,26 @@ def test_bad_tree_sources(tmp_path, small_repo, monkeypatch):
     monkeypatch.setattr(tree, "DEBIAN_TARBALL", tmp_path / "linux-source-6.1.tar.xz")
     with pytest.raises(UserError, match=r"install Debian's linux-source-6\.1 package"):
         tree.find_base("debian:linux-source-6.1")
+
+
+def test_worktree_lock_serialises_runs(small_repo):
+    import threading
+
+    base = tree.find_base(str(small_repo))
+    wt = tree.worktree(base)
+    waits: list[str] = []
+    order: list[str] = []
+    with tree.locked(wt, waits.append):
+        t = threading.Thread(target=lambda: _take(wt, waits, order))
+        t.start()
+        t.join(0.5)
+        assert t.is_alive()  # the second holder waits for the first
+        order.append("first done")
+    t.join(5)
+    assert order == ["first done", "second"]
+    assert waits and "waiting for another kpv run" in waits[0]
+
+
+def _take(wt, waits, order):
+    with tree.locked(wt, waits.append):
+        order.append("second")
