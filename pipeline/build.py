@@ -15,6 +15,9 @@ from pathlib import Path
 from pipeline.errors import InfraError
 from pipeline.kconfig import ARCH
 
+# Part of the kernel cache's key: change it when what a build leaves behind changes.
+RECIPE = "make ARCH=x86_64 bzImage; C locale; bzImage+vmlinux+build.log"
+
 _CC_ERROR_RE = re.compile(
     r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:\d+:)? (?:fatal )?error: (?P<msg>.*)$", re.M
 )
@@ -114,6 +117,15 @@ def _relative(path: str, tree: Path | None) -> str:
     return path
 
 
+def _c_locale() -> dict[str, str]:
+    """The environment with C messages: gcc uses typographic quotes in a UTF-8 locale.
+
+    The kernel's Makefile unexports LC_ALL, so LANG and LC_CTYPE must say it.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
+    return {**env, "LANG": "C", "LC_CTYPE": "C", "LC_MESSAGES": "C"}
+
+
 def make(tree: Path, build_dir: Path, log_path: Path, timeout: float) -> BuildResult:
     """make bzImage in build_dir; the log goes to log_path whole."""
     jobs = os.cpu_count() or 1
@@ -125,9 +137,8 @@ def make(tree: Path, build_dir: Path, log_path: Path, timeout: float) -> BuildRe
         log.flush()
         try:
             # Own process group, so a timeout or Ctrl-C stops every compiler make started.
-            # LC_ALL=C: gcc uses typographic quotes in a UTF-8 locale: keep messages ASCII.
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env={**os.environ, "LC_ALL": "C"})
+                                    start_new_session=True, env=_c_locale())
         except FileNotFoundError:
             raise InfraError("make not found: install build-essential") from None
         try:

@@ -130,7 +130,8 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
 
     progress(f"{rev.name}: build (make -j bzImage)")
     t0 = time.monotonic()
-    key = cache.key(tree.tree_id(ctx.worktree), (ctx.build_dir / ".config").read_bytes())
+    key = cache.key(build.RECIPE, tree.tree_id(ctx.worktree),
+                    (ctx.build_dir / ".config").read_bytes())
     b = build.build(ctx.worktree, ctx.build_dir, rdir, ctx.job.build_timeout,
                     cache.root() / "kernels" / key)
     case = Case("build", time=b.duration, artifacts=[f"{rev.name}/build.log"])
