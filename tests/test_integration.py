@@ -111,7 +111,8 @@ def test_results_record_accel_timings_and_logs(default_run):
     fork = next(c for c in cell["cases"] if c["name"] == "fork")
     assert fork["time"] > 0 and float(fork["properties"]["ops_per_s"]) > 0
     log = (default_run / "v3" / "vcpus-2" / "console.log").read_bytes()
-    assert log.count(b"@@kpv done") == 3  # boot + fork + stack: three boots, all whole
+    tests = [c["name"] for c in cell["cases"] if c["name"] != "boot"]
+    assert log.count(b"@@kpv done") == len(tests) >= 2  # a boot per test, each kept whole
 
 
 def job_file(tmp_path: Path, **over: str) -> Path:
