@@ -109,6 +109,10 @@ def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
     for fields in results:
         case.properties.update(fields)
     case.properties.update(timings.summarize(results))  # rates per kind; repeats' median
+    boot = next((m for m in marks if m.kind == "boot"), None)
+    if boot:  # the guest as init set it up: CPUs, nodes, THP, KSM, compaction
+        case.properties.update({f"guest_{k}": v for k, v in boot.fields.items()
+                                if k != "debug_locks"})
     if start:
         case.properties["debug_locks_start"] = start.fields.get("debug_locks", "?")
     if end:

@@ -54,6 +54,7 @@ PROGRAMS = {p.name: p for p in (
 )}
 STRESS_PROGRAMS = tuple(PROGRAMS)
 IDLE = "idle"  # runs nothing: the plain boot a canary must not trip
+FAULT = "fault-"  # fault-<name>: writes <name> to /proc/kpv_fault (patches/faults)
 STRESS_NG = "stress-ng"  # tests named stress-ng:<stressor>
 STRESS_NG_MIN_MEMORY_MB = 384
 # Stressors of Debian's stress-ng 0.15 that reach mm paths (see
@@ -140,7 +141,7 @@ def test_needs(name: str) -> tuple[int, int]:
     """(guest MiB, NUMA nodes) the test needs; raises UserError for an unknown name."""
     if name in PROGRAMS:
         return PROGRAMS[name].min_memory_mb, PROGRAMS[name].min_nodes
-    if name == IDLE:
+    if name == IDLE or name.startswith(FAULT):
         return 0, 1
     if name.startswith(STRESS_NG + ":"):
         stressor = name.partition(":")[2]
@@ -164,6 +165,12 @@ def stress_test(name: str, duration: int, seed: int, settings: GuestSettings | N
     settings = settings or GuestSettings()
     if name == IDLE:
         return GuestTest(IDLE, ("/bin/busybox", "true"), TIMEOUT_GRACE, repeats)
+    if name.startswith(FAULT):  # GuestTest refuses names beyond _NAME_RE: shell-safe
+        fault = name.removeprefix(FAULT)
+        # Its task stays 30 s in D state: report it after 5 s, not the default 120.
+        pre = "echo 5 > /proc/sys/kernel/hung_task_timeout_secs; " if fault == "hung-task" else ""
+        cmd = f"{pre}echo {fault} > /proc/kpv_fault; sleep 2"
+        return GuestTest(name, ("/bin/busybox", "sh", "-c", cmd), TIMEOUT_GRACE, repeats)
     if name.startswith(STRESS_NG + ":"):
         argv = ("/bin/busybox", "sh", str(STRESS_NG_WRAPPER), name.partition(":")[2],
                 str(duration), str(seed))

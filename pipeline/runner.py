@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline import build, cache, cell, guest, kconfig, series, tree, vm
+from pipeline import job as jobmod
 from pipeline.job import Job
 from pipeline.results import Case, Run, Status, Suite
 
@@ -39,6 +40,9 @@ class Context:
 
 def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
     """Everything that can fail for reasons of the machine, before the first build."""
+    settings = jobmod.guest_settings(job)
+    tests = [guest.stress_test(t, job.duration, job.seed, settings, job.repeats)
+             for t in job.tests]  # an unknown test is refused before anything slow
     vm.qemu_binary()
     accel, why = vm.probe_accel(job.accel)
     progress(f"accelerator: {accel}: {why}")
@@ -46,9 +50,8 @@ def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
     base = tree.find_base(job.tree, job.ref)
     wt = tree.worktree(base)
     progress("guest: building stress programs and initramfs")
-    tests = [guest.stress_test(t, job.duration, job.seed) for t in job.tests]
     bins = guest.build_stress(STRESS_SRC, cache.root() / "stress")
-    initrd = guest.build_initramfs(tests, job.out / "initramfs.cpio", bins)
+    initrd = guest.build_initramfs(tests, job.out / "initramfs.cpio", bins, settings=settings)
     frag_key = cache.key(job.kconfig_base, *(f.read_bytes() for f in job.fragments))
     builds = cache.root() / "builds" / f"{base.commit[:12]}-{frag_key}"
     run.properties.update({

@@ -71,7 +71,7 @@ static const struct kpv_stat stats[] = {
 	[ST_MAX_THREADS] = { "max_threads", KPV_PEAK },	/* growing at once */
 };
 
-static long procs = 4, descent_mb = 4, exec_every = 8, grow_once;
+static long procs = 4, descent_mb = 4, exec_every = 4, grow_once;
 static long threads = 2, grow_pages = 64;
 
 static const struct kpv_option options[] = {

@@ -42,3 +42,12 @@ def test_doctor_names_the_package_for_what_is_missing(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert "MISSING  git: install git" in out
     assert "MISSING  QEMU: qemu-system-x86_64 not found: install the qemu-system-x86 package" in out
+
+
+def test_unknown_test_and_zero_vcpus_refused_before_anything_runs(tmp_path, capsys):
+    assert main(["run", "--tests", "nosuch", "--out", str(tmp_path)]) == 2
+    assert "nosuch" in capsys.readouterr().err
+    assert main(["run", "--vcpus", "0", "--out", str(tmp_path)]) == 2
+    assert "guest.vcpus" in capsys.readouterr().err
+    assert main(["run", "--duration", "0", "--out", str(tmp_path)]) == 2
+    assert "guest.duration" in capsys.readouterr().err

@@ -40,7 +40,7 @@ def test_builds_exactly_the_known_programs(stress_bins: dict[str, Path]) -> None
 @pytest.mark.parametrize(
     "name, extra_keys",
     [
-        ("fork", ["fork_ops", "verify_ops", "cow_ops", "max_procs"]),
+        ("fork", ["fork_ops", "verify", "cow_ops", "max_procs"]),
         ("stack", ["descent_ops", "exec_ops", "munmap_ops", "expansions", "max_depth_kb"]),
     ],
 )

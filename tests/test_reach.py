@@ -16,7 +16,7 @@ FORK = {"fork_ops": "73", "cow_ops": "100", "max_procs": "33", "opt_width": "8",
 MMAP = {"mprotect_ops": "5", "mremap_ops": "5", "remap_ops": "5", "dontneed_ops": "5",
         "max_map_count": "600", "opt_size_mb": "8", "opt_cell_pages": "8"}
 STACK = {"expansions": "9", "max_depth_kb": "4000", "descent_ops": "8", "exec_ops": "1",
-         "opt_descent_mb": "4", "opt_exec_every": "8", "opt_procs": "1", "opt_threads": "2",
+         "opt_descent_mb": "4", "opt_exec_every": "4", "opt_procs": "1", "opt_threads": "2",
          "growsdown_ops": "10", "max_threads": "2", "neighbours_accessible": "5"}
 RACE = {"nodes": "2", "vm_pgmigrate_success": "9", "overlap_rounds": "3",
         "mprotect_ops": "1", "mremap_ops": "1", "growsdown_ops": "1", "stack_expansions": "32",

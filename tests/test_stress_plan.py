@@ -187,7 +187,8 @@ def boot(log: str) -> vm.Boot:
 
 
 def case_for(test: guest.GuestTest, lines: list[str]):
-    log = "\n".join(["@@kpv boot debug_locks=1", f"@@kpv start {test.name} debug_locks=1",
+    log = "\n".join(["@@kpv boot debug_locks=1 nodes=0-1 thp=madvise",
+                     f"@@kpv start {test.name} debug_locks=1",
                      *lines, f"@@kpv end {test.name} status=0 elapsed_ms=9000 debug_locks=1",
                      "@@kpv done"])
     return cell.test_case(test, boot(log), markers.parse(log), [])
@@ -218,6 +219,8 @@ def test_repeats_give_median_and_spread_in_the_case():
     assert c.properties["mremap_ops_per_s_median"] == "4.0"
 
 
-def test_idle_has_nothing_to_reach():
+def test_idle_has_nothing_to_reach_and_cases_record_the_guest():
     t = guest.stress_test("idle", 5, 1)
-    assert case_for(t, []).status == Status.PASS
+    c = case_for(t, [])
+    assert c.status == Status.PASS
+    assert c.properties["guest_thp"] == "madvise" and c.properties["guest_nodes"] == "0-1"
