@@ -152,9 +152,12 @@ def test_patch_that_does_not_apply(tmp_path):
     series.mkdir(parents=True)
     good = sorted((ROOT / "patches" / "anon-vma-lock" / "v1").glob("*.patch"))[0]
     text = good.read_text()
-    # Corrupt a context line of the first hunk so it no longer matches mm/mmap.c.
-    first_ctx = next(ln for ln in text.splitlines() if ln.startswith(" ") and len(ln) > 8)
-    (series / good.name).write_text(text.replace(first_ctx, first_ctx + " /* not in 6.1 */", 1))
+    # Corrupt a context line of the first hunk so it no longer matches mm/mmap.c
+    # (not even ignoring whitespace).
+    head, hunks = text.split("\n@@", 1)
+    ctx = next(ln for ln in hunks.splitlines()[1:] if ln.startswith(" ") and ln.strip())
+    hunks = hunks.replace(ctx, ctx + " /* not in 6.1 */", 1)
+    (series / good.name).write_text(head + "\n@@" + hunks)
     p = kpv("run", "--series", str(tmp_path / "series"), "--revisions", "bad",
             "--out", str(tmp_path / "out"))
     assert p.returncode == 1, p.stderr
