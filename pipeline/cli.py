@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -18,6 +19,8 @@ DEFAULT_JOB = Path(__file__).resolve().parent.parent / "jobs" / "anon-vma.toml"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # CI cancels a job with SIGTERM: stop as on Ctrl-C, so QEMU is killed and results written.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except KpvError as e:
@@ -26,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kpv: interrupted", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
