@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import build, cache, cell, guest, kconfig, series, tree, vm
+from pipeline import basecheck, build, cache, cell, guest, kconfig, series, tree, vm
 from pipeline import job as jobmod
 from pipeline.job import Job
 from pipeline.results import Case, Run, Status, Suite
@@ -98,11 +98,14 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
                   progress: Callable[[str], None]) -> Path | None:
     progress(f"{rev.name}: apply ({len(rev.patches)} patches)")
     t0 = time.monotonic()
+    # Before applying: do the series' index blobs say it was made against this base?
+    fit = basecheck.check(ctx.base.repo, ctx.base.commit, list(rev.patches)).summary()
     applied = tree.apply(ctx.worktree, ctx.base, list(rev.patches), keep=rdir / "applied")
-    (rdir / "apply.log").write_text(applied.log)
+    (rdir / "apply.log").write_text(f"base check: {fit}\n{applied.log}")
     case = Case("apply", time=time.monotonic() - t0, artifacts=[
         f"{rev.name}/apply.log", *(f"{rev.name}/applied/{p.name}" for p in applied.kept)])
     case.properties["patches"] = str(len(rev.patches))
+    case.properties["base_check"] = fit
     # Which strategy each patch needed: a mangled mail is applied, but a reviewer should know.
     case.properties["strategy"] = applied.strategy
     for i, (name, strategy) in enumerate(applied.strategies, 1):
