@@ -79,6 +79,10 @@ _LOCKDEP_TAIL = (r"^\s*(?:-{5,}|\S+ #\d+|\S+/\d+ is leaving|\d+ locks? held by|n
 
 # Frames that schedule away rather than wait on something: a hung task or a
 # sleeping-in-atomic report names the caller that went to sleep.
+# The allocator's might_sleep checks: the caller asked for memory, the bug is the caller's.
+_ALLOC = (r"slab_pre_alloc_hook|might_alloc|fs_reclaim_\w+|__kmem_cache_alloc\w*"
+          r"|kmem_cache_alloc\w*|__kmalloc\w*|kmalloc\w*|kzalloc\w*|__alloc_pages\w*"
+          r"|alloc_pages\w*|__get_free_pages|vmalloc\w*|__vmalloc\w*")
 _SCHED = (r"__schedule\w*|schedule|schedule_\w+|preempt_schedule\w*|io_schedule\w*"
           r"|__wait_for_common|wait_for_common\w*|wait_for_completion\w*|__wait_\w+")
 
@@ -121,7 +125,8 @@ FORMATS: tuple[Format, ...] = (
            "lock debugging disabled due to kernel taint",
            stack=False, body="line", inside=True),
     Format("sleep-in-atomic", r"BUG: sleeping function called from invalid context",
-           "sleeping function called from invalid context in {func}", skip=_SCHED),
+           "sleeping function called from invalid context in {func}",
+           skip=_SCHED + r"|" + _ALLOC),
     Format("scheduling-while-atomic", r"BUG: scheduling while atomic",
            "scheduling while atomic in {func}", skip=_SCHED),
     # The stuck CPU's RIP is where it spins; its trace starts in the timer IRQ.
@@ -130,7 +135,9 @@ FORMATS: tuple[Format, ...] = (
     Format("hard-lockup", r"Watchdog detected hard LOCKUP on cpu", "hard lockup in {func}",
            where=("rip", "trace")),
     Format("hung-task", r"INFO: task \S.* blocked for more than \d+ seconds",
-           "task hung in {func}", skip=_SCHED),
+           "task hung in {func}", skip=_SCHED,
+           # khungtaskd then lists every lock held in the system (debug_show_all_locks).
+           more=r"^Showing all locks held in the system"),
     # 6.x dumps the starved grace-period kthread first, then the stalled CPU
     # itself (`CPU: 1 PID: 68 ...`, RIP, trace): that last dump is the place.
     Format("rcu-stall", r"INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?",
@@ -225,6 +232,7 @@ _AT_RE = re.compile(r", at: (?:\[<[0-9a-f]+>\]\s*)?([A-Za-z_][\w.]*)\+0x")
 # A lock class with its usage bits, `(&mm->mmap_lock){++++}-{3:3}`; usage
 # letters are + - . ? only, which keeps other `){` out.
 _LOCK_USAGE_RE = re.compile(r"\)\{[-+.?]+\}")
+_RELEASE_RE = re.compile(r"trying to release lock \(((?:[^()]|\([^()]*\))+)\) at:")
 _CHAIN_RE = re.compile(r"^\s*-> #\d+ \(")
 
 # Frames that name machinery rather than the place of the bug: lockdep, the
@@ -342,7 +350,8 @@ def _func_name(raw: str) -> str:
 
 def _lock_names(body: str) -> list[str]:
     """Lock class names in a line; a name may hold balanced parentheses."""
-    names = []
+    # A bad unlock names the lock without its usage bits: "trying to release lock (X) at:".
+    names = [m.group(1) for m in _RELEASE_RE.finditer(body)]
     for m in _LOCK_USAGE_RE.finditer(body):
         depth = 0
         for i in range(m.start(), -1, -1):
@@ -399,7 +408,7 @@ class _Report:
     def take(self, n: int, line: _Line) -> None:
         self.lines.append((n, line.text))
         body = line.body
-        if "){" in body:
+        if "){" in body or "release lock (" in body:
             names = _lock_names(body)
             self.locks.extend(x for x in dict.fromkeys(names) if x not in self.locks)
             if names and _CHAIN_RE.match(body):
@@ -486,6 +495,8 @@ def _feed_after(rep: _Report, n: int, line: _Line) -> bool:
     if rep.fmt.more and re.search(rep.fmt.more, line.body):
         rep.phase, rep.in_task, rep.counts = "head", False, {}
         return _feed_head(rep, n, line)
+    if rep.fmt.more and not line.body.strip() and not rep.bump("after", _AFTER_MAX):
+        return True  # a blank line may come before the next dump
     if not rep.fmt.end:
         rep.phase = "done"
         return False
