@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     pa = sub.add_parser("parse", help="find kernel reports in a console log")
     pa.add_argument("log", type=Path)
     pa.add_argument("--json", action="store_true", help="print the reports as JSON")
+    pa.add_argument("--vmlinux", type=Path, help="the kernel's vmlinux: frames get file:line")
     pa.set_defaults(func=_cmd_parse)
 
     s = sub.add_parser("series", help="show the revisions and patches of a series")
@@ -147,7 +148,7 @@ def _summary(run) -> None:
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
-    from pipeline import console, markers, sanitize
+    from pipeline import console, markers, sanitize, symbols
     from pipeline.errors import UserError
 
     try:
@@ -155,13 +156,20 @@ def _cmd_parse(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"{args.log}: cannot read: {e.strerror}") from None
     reports = console.attribute(console.parse(text), markers.parse(text))
+    decoded = [symbols.resolve(args.vmlinux, symbols.frames_in(r.text)) if args.vmlinux
+               else symbols.Symbols() for r in reports]
     if args.json:
-        print(json.dumps([asdict(r) for r in reports], indent=1))
+        rows = [{**asdict(r), "lines": s.lines} for r, s in zip(reports, decoded, strict=True)]
+        print(json.dumps(rows, indent=1))
     else:
-        for r in reports:
+        for r, s in zip(reports, decoded, strict=True):
             where = f"test {r.test}" if r.test else "boot"
             flag = " [corrupted]" if r.corrupted else ""
             print(f"{r.type}: {r.title} ({where}, line {r.first_line + 1}){flag}")
+            for frame, line in s.lines.items():
+                print(f"    {frame}  {line}")
+            if args.vmlinux and s.reason:
+                print(f"    (symbols: {s.reason})")
     return 1 if reports else 0
 
 
