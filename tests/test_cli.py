@@ -1,6 +1,7 @@
 """The CLI's bad-input paths that need no kernel: each a clear error, exit 2."""
 
 import json
+from pathlib import Path
 
 from pipeline.cli import main
 
@@ -51,3 +52,11 @@ def test_unknown_test_and_zero_vcpus_refused_before_anything_runs(tmp_path, caps
     assert "guest.vcpus" in capsys.readouterr().err
     assert main(["run", "--duration", "0", "--out", str(tmp_path)]) == 2
     assert "guest.duration" in capsys.readouterr().err
+
+
+def test_parse_says_why_frames_have_no_lines(tmp_path, capsys):
+    log = Path(__file__).parent / "data" / "console" / "v2-buildfix-6.1-two-boots-circular.log"
+    assert main(["parse", str(log), "--vmlinux", str(tmp_path / "vmlinux")]) == 1
+    out = capsys.readouterr().out
+    assert "lockdep-circular: possible deadlock in expand_downwards" in out
+    assert "(symbols: " in out
