@@ -22,6 +22,7 @@ so a report's first_line and a marker's line compare directly.
 from __future__ import annotations
 
 import bisect
+import gc
 import re
 import sys
 from collections.abc import Iterator
@@ -636,6 +637,18 @@ def parse(log: str) -> list[Report]:
     a report are left out of it; a report the console cut short, or whose
     end got lost, comes back with corrupted=True and a reason.
     """
+    # The per-line cache is many small objects: the cyclic GC would rescan them
+    # again and again (time per MB grew with the log); none of them form cycles.
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(log)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _parse(log: str) -> list[Report]:
     lines = _Log(log)
     taken: set[int] = set()
     out = []
@@ -667,7 +680,8 @@ def attribute(reports: list[Report], markers: list[Marker]) -> list[Report]:
     done marker, or to the end of the log. None means the boot.
     """
     spans = _spans(markers)
-    return [replace(r, test=_test_at(spans, r.first_line)) for r in reports]
+    starts = [s for s, _, _ in spans]
+    return [replace(r, test=_test_at(spans, starts, r.first_line)) for r in reports]
 
 
 def _spans(markers: list[Marker]) -> list[tuple[int, int, str]]:
@@ -686,5 +700,7 @@ def _spans(markers: list[Marker]) -> list[tuple[int, int, str]]:
     return spans
 
 
-def _test_at(spans: list[tuple[int, int, str]], line: int) -> str | None:
-    return next((test for start, end, test in spans if start <= line <= end), None)
+def _test_at(spans: list[tuple[int, int, str]], starts: list[int], line: int) -> str | None:
+    # Spans come in marker order and never overlap: the candidate is the last one started.
+    i = bisect.bisect_right(starts, line) - 1
+    return spans[i][2] if i >= 0 and line <= spans[i][1] else None
