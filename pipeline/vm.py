@@ -57,11 +57,12 @@ class Boot:
 
 def boot_or_fallback(m: Machine, log: BinaryIO, boot_timeout: float,
                      run_timeout: float) -> Boot:
-    """boot(), and under KVM a watchdog: a silent or broken KVM guest is rebooted on TCG."""
+    """boot(), and under KVM a watchdog: a KVM guest that never reached init (silent, an
+    emulation failure, QEMU refusing /dev/kvm) is booted again under TCG."""
     if m.accel != "kvm":
         return boot(m, log, boot_timeout, run_timeout)
     b = boot(m, log, boot_timeout, run_timeout, silence_timeout=KVM_WATCHDOG)
-    if b.booted or (b.log and not any(s in b.log for s in _KVM_BROKEN)):
+    if b.booted:
         return b
     why = b.problem or "KVM guest did not start"
     tcg = boot(replace(m, accel="tcg"), log, boot_timeout, run_timeout)
