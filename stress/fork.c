@@ -150,21 +150,10 @@ static void child_main(struct kpv_harness *h, struct tree *t, uint64_t id,
 
 static void reap(struct kpv_harness *h, pid_t pid, uint64_t id)
 {
-	int status;
+	char who[32];
 
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			kpv_errno(h, errno);
-			return;
-		}
-	/* A child's data-check failures are already counted; here only a
-	 * child that crashed or exited oddly is news. */
-	if (WIFSIGNALED(status))
-		kpv_fail(h, "node %llu (pid %d) killed by signal %d",
-			 (unsigned long long)id, pid, WTERMSIG(status));
-	else if (WEXITSTATUS(status))
-		kpv_fail(h, "node %llu (pid %d) exited with status %d",
-			 (unsigned long long)id, pid, WEXITSTATUS(status));
+	snprintf(who, sizeof(who), "node %llu", (unsigned long long)id);
+	kpv_reap(h, pid, who);
 }
 
 static void fork_children(struct kpv_harness *h, struct tree *t, uint64_t id,

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -209,6 +210,23 @@ void kpv_check_fail(struct kpv_harness *h, const void *addr,
 		fprintf(stderr, "%s: check failed at %p: expected 0x%016llx, found 0x%016llx\n",
 			h->test, addr, (unsigned long long)expected,
 			(unsigned long long)actual);
+}
+
+void kpv_reap(struct kpv_harness *h, pid_t pid, const char *who)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			kpv_errno(h, errno);
+			return;
+		}
+	if (WIFSIGNALED(status))
+		kpv_fail(h, "%s (pid %d) killed by signal %d", who, pid,
+			 WTERMSIG(status));
+	else if (WEXITSTATUS(status))
+		kpv_fail(h, "%s (pid %d) exited with status %d", who, pid,
+			 WEXITSTATUS(status));
 }
 
 void kpv_fail(struct kpv_harness *h, const char *fmt, ...)

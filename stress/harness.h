@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Per-program integer option: --<name> <value> or --<name>=<value>. */
 struct kpv_option {
@@ -117,6 +118,10 @@ void kpv_check_fail(struct kpv_harness *h, const void *addr,
 /* Any other failed check (a child killed by a signal, say). */
 void kpv_fail(struct kpv_harness *h, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Wait for a child; one that crashed or exited non-zero is a failed check
+ * naming `who` (its data-check failures it counted itself). */
+void kpv_reap(struct kpv_harness *h, pid_t pid, const char *who);
 
 /* Start the deltas of these kernel counters (at most KPV_MAX_COUNTERS). */
 void kpv_counters(struct kpv_harness *h, const struct kpv_counter *c, int n);

@@ -451,23 +451,6 @@ static void migrator(struct kpv_harness *h, struct tree *t)
 	}
 }
 
-static void reap(struct kpv_harness *h, pid_t pid)
-{
-	int status;
-
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			kpv_errno(h, errno);
-			return;
-		}
-	if (WIFSIGNALED(status))
-		kpv_fail(h, "reader (pid %d) killed by signal %d", pid,
-			 WTERMSIG(status));
-	else if (WEXITSTATUS(status))
-		kpv_fail(h, "reader (pid %d) exited with status %d", pid,
-			 WEXITSTATUS(status));
-}
-
 int main(int argc, char **argv)
 {
 	struct kpv_harness h;
@@ -496,7 +479,7 @@ int main(int argc, char **argv)
 	migrator(&h, &t);
 	for (long k = 0; k < procs; k++)
 		if (t.readers[k] > 0)
-			reap(&h, t.readers[k]);
+			kpv_reap(&h, t.readers[k], "reader");
 	check_area(&h, &t, &t.r);
 	check_area(&h, &t, &t.hp);
 	check_area(&h, &t, &t.k);

@@ -277,23 +277,6 @@ static void setup(struct kpv_harness *h, struct region *r)
 	kpv_max(h, ST_VMAS_START, (uint64_t)count_maps());
 }
 
-static void reap(struct kpv_harness *h, pid_t pid)
-{
-	int status;
-
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			kpv_errno(h, errno);
-			return;
-		}
-	if (WIFSIGNALED(status))
-		kpv_fail(h, "worker (pid %d) killed by signal %d", pid,
-			 WTERMSIG(status));
-	else if (WEXITSTATUS(status))
-		kpv_fail(h, "worker (pid %d) exited with status %d", pid,
-			 WEXITSTATUS(status));
-}
-
 int main(int argc, char **argv)
 {
 	struct kpv_harness h;
@@ -319,7 +302,7 @@ int main(int argc, char **argv)
 	}
 	for (long k = 0; k < procs; k++)
 		if (pids[k] > 0)
-			reap(&h, pids[k]);
+			kpv_reap(&h, pids[k], "worker");
 	/* The workers' writes were their own: the root still sees its marks. */
 	verify_range(&h, &r, r.base, 0, r.npages);
 	return kpv_finish(&h);
