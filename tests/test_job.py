@@ -13,7 +13,7 @@ DEFAULT = ROOT / "jobs" / "anon-vma.toml"
 
 def write(tmp_path: Path, text: str) -> Path:
     (tmp_path / "frag.config").write_text("CONFIG_SMP=y\n")
-    (tmp_path / "series").mkdir()
+    (tmp_path / "series").mkdir(exist_ok=True)
     p = tmp_path / "job.toml"
     p.write_text(text)
     return p

@@ -11,25 +11,15 @@ from pipeline import cell, guest, job, markers, timings, vm
 from pipeline.errors import UserError
 from pipeline.results import Status
 
+from .test_job import GOOD, write
+
 ROOT = Path(__file__).resolve().parent.parent
 STRESS_SRC = ROOT / "stress"
-GOOD = """
-name = "t"
-[tree]
-source = "debian:linux-source-6.1"
-[series]
-source = "series"
-[kconfig]
-fragments = ["frag.config"]
-"""
 
 
 def load(tmp_path: Path, guest_table: str) -> job.Job:
-    (tmp_path / "frag.config").write_text("CONFIG_SMP=y\n")
-    (tmp_path / "series").mkdir(exist_ok=True)
-    p = tmp_path / "job.toml"
-    p.write_text(GOOD + "[guest]\n" + guest_table)
-    return job.load(p)
+    """A minimal job (the one tests/test_job.py uses) with this [guest] table."""
+    return job.load(write(tmp_path, GOOD + "[guest]\n" + guest_table))
 
 
 # --- job keys and bad input ------------------------------------------------
