@@ -9,7 +9,8 @@ console of many boots, as `kpv run` appends them. Two paths are timed:
 
   parse  console.parse on text already cleaned;
   kpv    what `kpv parse LOG` does before printing: read the file,
-         sanitize.clean, console.parse, markers.parse, console.attribute.
+         sanitize.clean, analysis.analyse (markers.parse, console.parse,
+         endings.ending, console.attribute).
 
 Each figure is the best of --repeats runs (one run for the big log), in
 CPU seconds of this process (time.process_time) and, in brackets, wall
@@ -32,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import console, markers, sanitize  # noqa: E402
+from pipeline import analysis, console, endings, markers, sanitize  # noqa: E402
 
 DEFAULT_LOG = ROOT / "tests" / "data" / "console" / "faults-6.1-ten-boots-seeded-bugs.log"
 TARGET_MB_S = 30.0  # issue 5
@@ -54,7 +55,7 @@ def _best(fn, repeats: int) -> tuple[float, float, int]:
 def _kpv_parse(path: Path) -> int:
     """The `kpv parse` path up to printing; the number of reports."""
     text = sanitize.clean(path.read_bytes())
-    return len(console.attribute(console.parse(text), markers.parse(text)))
+    return len(analysis.analyse(text).reports)
 
 
 def stages(path: Path) -> str:
@@ -69,8 +70,9 @@ def stages(path: Path) -> str:
 
     data = step("read", path.read_bytes)
     text = step("sanitize.clean", lambda: sanitize.clean(data))
-    reports = step("console.parse", lambda: console.parse(text))
     marks = step("markers.parse", lambda: markers.parse(text))
+    reports = step("console.parse", lambda: console.parse(text))
+    reports += step("endings.ending", lambda: endings.ending(text, marks, reports))
     step("console.attribute", lambda: console.attribute(reports, marks))
     return ", ".join(out)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline import console, markers, reach, sanitize, timings, vm
+from pipeline import analysis, markers, reach, sanitize, timings, vm
 from pipeline.console import Report
 from pipeline.guest import GuestTest
 from pipeline.results import Case, Status, Suite
@@ -58,9 +58,10 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
             if b.fallback:
                 progress(f"{spec.revision} vcpus={spec.vcpus}: {b.fallback}")
                 accel = "tcg"  # once KVM failed here, it will fail for the next boot too
-            text = sanitize.clean(b.log)
-            marks = markers.parse(text)
-            reports = own_test(t.name, console.attribute(console.parse(text), marks), marks)
+            seen = analysis.analyse(sanitize.clean(b.log), qemu_exited=b.exit_status is not None,
+                                    note=b.problem)
+            marks = seen.markers
+            reports = own_test(t.name, seen.reports, marks)
             boots.append((b, reports))
             cases.append(test_case(t, b, marks, [r for r in reports if r.test == t.name]))
     first = boots[0][0]

@@ -148,14 +148,14 @@ def _summary(run) -> None:
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
-    from pipeline import console, markers, sanitize, symbols
+    from pipeline import analysis, sanitize, symbols
     from pipeline.errors import UserError
 
     try:
         text = sanitize.clean(args.log.read_bytes())
     except OSError as e:
         raise UserError(f"{args.log}: cannot read: {e.strerror}") from None
-    reports = console.attribute(console.parse(text), markers.parse(text))
+    reports = analysis.analyse(text).reports
     decoded = [symbols.resolve(args.vmlinux, symbols.frames_in(r.text)) if args.vmlinux
                else symbols.Symbols() for r in reports]
     if args.json:

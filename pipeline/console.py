@@ -65,9 +65,16 @@ class Format:
     tail: str = ""  # for body="tail": the lines that still belong to the report
     inside: bool = False  # in an open report of the same context, part of that report
     skip: str = ""  # regex of extra frames to skip for this kind, beyond _SKIP
-    end: bool = False  # printed through `---[ end trace ]---` (WARN, oops, panic)
+    end: str = ""  # regex of the line that closes the report (`---[ end trace`, `=====`)
+    after_max: int = 20  # own lines kept between a trace's end and the closing line
     more: str = ""  # regex of lines after a call trace that go on with another dump
+    trace: str = ""  # regex of a line that opens the call trace, beyond `Call Trace:`
 
+
+# Printed once a WARN, oops or panic is over.
+_END_TRACE = r"---\[ end (?:trace|Kernel panic)"
+# KASAN, KFENCE and UBSAN print their report between two rows of `=`.
+_END_ROW = r"^={20,}\s*$"
 
 # Lockdep's old banners were `[ INFO: ... ]` and `[ BUG: ... ]`; 4.x on print
 # `WARNING: ...`. One alternation covers both eras and keeps rows readable.
@@ -145,24 +152,36 @@ FORMATS: tuple[Format, ...] = (
            "rcu detected stall in {func}", where=("rip", "trace"), skip=r"rcu_\w+",
            more=r"^rcu: |^Sending NMI from CPU|^NMI backtrace for cpu|^CPU: \d+ PID: \d+"),
     Format("panic", r"Kernel panic - not syncing: ?(?P<msg>.*)", "kernel panic: {msg}",
-           stack=False, end=True),
+           stack=False, end=_END_TRACE),
     Format("oops", r"BUG: (?:unable to handle )?kernel NULL pointer dereference",
-           "kernel NULL pointer dereference in {func}", where=("rip", "trace"), end=True),
+           "kernel NULL pointer dereference in {func}", where=("rip", "trace"),
+           end=_END_TRACE),
     Format("oops", r"BUG: unable to handle (?:kernel paging request|page fault for address)",
            "unable to handle kernel paging request in {func}", where=("rip", "trace"),
-           end=True),
+           end=_END_TRACE),
     # ` ip:` is the kernel's one-line note about a user process's fault, not a
     # kernel report.
     Format("oops", r"general protection fault(?! ip:)", "general protection fault in {func}",
-           where=("rip", "trace"), end=True),
+           where=("rip", "trace"), end=_END_TRACE),
     # Follows `kernel BUG at` and the page fault BUGs, so it is part of them.
     Format("oops", r"\b(?P<what>Oops|invalid opcode|divide error|stack segment): .*\[#\d+\]",
-           "{what} in {func}", where=("rip", "trace"), inside=True, end=True),
-    Format("bug", r"kernel BUG at ", "kernel BUG in {func}", where=("rip", "trace"), end=True),
+           "{what} in {func}", where=("rip", "trace"), inside=True, end=_END_TRACE),
+    Format("bug", r"kernel BUG at ", "kernel BUG in {func}", where=("rip", "trace"),
+           end=_END_TRACE),
     Format("bug", r"BUG: Bad page (?P<what>state|map)", "Bad page {what} in {func}",
            skip=r"bad_page|free_page_is_bad\w*|print_bad_pte"),
-    Format("bug", r"BUG: KASAN: (?P<what>[\w-]+) in (?P<func>\w+)", "KASAN: {what} in {func}",
-           where=("header", "trace")),
+    # The sanitizers: what they found and where, in the header; after the call
+    # trace come the allocation and free stacks and a memory dump, up to a
+    # closing row of `=`.
+    Format("kasan", r"BUG: KASAN: (?P<what>[\w -]+?) in (?P<func>[\w.]+)",
+           "KASAN: {what} in {func}", where=("header", "trace"), end=_END_ROW, after_max=400),
+    # KFENCE prints its stacks bare: the access's stack follows the line saying what and where.
+    Format("kfence", r"BUG: KFENCE: (?P<what>[\w -]+?) in (?P<func>[\w.]+)",
+           "KFENCE: {what} in {func}", where=("header", "trace"), end=_END_ROW, after_max=400,
+           trace=r"^(?:Out-of-bounds|Use-after-free|Invalid|Corrupted memory) .*\bat 0x"
+           r"|^Invalid free of 0x"),
+    Format("ubsan", r"UBSAN: (?P<what>[\w-]+) in \S+:\d+", "UBSAN: {what} in {func}",
+           skip=r"ubsan_\w+|__ubsan_\w+", end=_END_ROW),
     Format("bug", r"INFO: trying to register non-static key",
            "trying to register non-static key in {func}"),
     Format("bug", r"BUG: (?P<what>(?:spinlock|rwlock) .+?) on CPU", "BUG: {what} in {func}"),
@@ -172,15 +191,24 @@ FORMATS: tuple[Format, ...] = (
     # `WARNING: file:line at func+0x.., CPU#0: comm/1`.
     Format("warning",
            r"WARNING: (?:CPU: \d+ PID: \d+ at |at )?\S+:\d+ (?:at )?(?P<func>[\w.]+)\+0x",
-           "WARNING in {func}", where=("header", "rip", "trace"), end=True),
+           "WARNING in {func}", where=("header", "rip", "trace"), end=_END_TRACE),
     Format("warning", r"WARNING: (?P<words>.*)", "WARNING{words} in {func}", stack=False),
+)
+
+# Messages that WARN(cond, fmt) or a BUG print with the report and that name
+# the kind of bug: the report takes that kind, and its title names the caller,
+# not the helper that did the check.
+MESSAGES: tuple[tuple[re.Pattern[str], Format], ...] = (
+    (re.compile(r"\blist_(?:add|del)(?:_rcu)? corruption"),
+     Format("list-corruption", "", "corrupted list in {func}", where=("rip", "trace"),
+            skip=r"__list_\w+|list_\w+", end=_END_TRACE)),
 )
 
 # Every row's header contains one of these: the prefilter run over the whole
 # log. A row whose header lacks them is never found (test_console would fail).
 _HINT_RE = re.compile(
     r"BUG|WARNING|INFO: |Oops|protection fault|Kernel panic|LOCKUP|lock debugging"
-    r"|invalid opcode|divide error|stack segment")
+    r"|invalid opcode|divide error|stack segment|UBSAN: ")
 
 _HEADERS = tuple(re.compile(f.header) for f in FORMATS)
 # All rows at once, to turn most lines down with one search; rows reuse group
@@ -219,8 +247,6 @@ _TRACE_OTHER_RE = re.compile(
 _TRACE_END = "</TASK>"
 _CPU_DUMP_RE = re.compile(r"^CPU: \d+ PID: \d+")  # dump_stack's and show_regs' first line
 
-# Printed once a WARN, oops or panic is over.
-_TERMINATOR_RE = re.compile(r"---\[ end (?:trace|Kernel panic)")
 
 # The faulting or interrupted instruction: x86_64 (6.x and 2.6.3x), i386, arm, arm64.
 _RIP_RE = re.compile(
@@ -262,7 +288,8 @@ _SKIP = (
     r"|apic_timer_interrupt|scheduler_tick"
 )
 _SKIP_RE = re.compile(_SKIP)
-_ROW_SKIP = {f.skip: re.compile(f.skip) for f in FORMATS if f.skip}
+_ROW_SKIP = {f.skip: re.compile(f.skip)
+             for f in (*FORMATS, *(f for _, f in MESSAGES)) if f.skip}
 
 _TITLE_MAX = 120
 
@@ -270,7 +297,6 @@ _TITLE_MAX = 120
 _HEAD_MAX = 400  # own lines before the call trace (long lockdep chains, lock lists)
 _HEAD_OPTIONAL_MAX = 40  # the same, where a call trace may not come at all
 _TRACE_MAX = 400  # own lines of call trace
-_AFTER_MAX = 20  # own lines between a trace's end and `---[ end trace`
 _NOISE_MAX = 20  # foreign lines dropped inside an open <TASK> block (no caller info)
 _SPAN_MAX = 20000  # console lines a report may span, its own and other contexts'
 _QUIET_MAX = 500  # other contexts' lines in a row that end a report whose own went quiet
@@ -389,6 +415,7 @@ class _Report:
     match: re.Match[str]
     context: str | None
     kernel: bool
+    start: int  # the header's line number
     lines: list[tuple[int, str]] = field(default_factory=list)  # (line number, text)
     frames: list[str] = field(default_factory=list)
     locks: list[str] = field(default_factory=list)
@@ -452,9 +479,10 @@ def _feed_head(rep: _Report, n: int, line: _Line) -> bool:
         # Another CPU's dump follows an earlier one: the later one names the report.
         rep.frames, rep.rip = [], ""
     rep.take(n, line)
-    if _TRACE_START_RE.search(line.body):
+    if _TRACE_START_RE.search(line.body) or (rep.fmt.trace and re.search(rep.fmt.trace,
+                                                                         line.body)):
         rep.phase = "trace"
-    elif _TERMINATOR_RE.search(line.body):
+    elif rep.fmt.end and re.search(rep.fmt.end, line.body):
         rep.phase = "done"
         return False
     return True
@@ -485,7 +513,7 @@ def _feed_trace(rep: _Report, n: int, line: _Line) -> bool:
     if _TRACE_END in body:
         # Complete, unless an end marker or another dump may follow: stop
         # here rather than read on to a next own line that may never come.
-        more = rep.fmt.end or bool(rep.fmt.more)
+        more = bool(rep.fmt.end or rep.fmt.more)
         rep.phase = "after" if more else "done"
         return more
     return True
@@ -496,17 +524,18 @@ def _feed_after(rep: _Report, n: int, line: _Line) -> bool:
     if rep.fmt.more and re.search(rep.fmt.more, line.body):
         rep.phase, rep.in_task, rep.counts = "head", False, {}
         return _feed_head(rep, n, line)
-    if rep.fmt.more and not line.body.strip() and not rep.bump("after", _AFTER_MAX):
+    after_max = rep.fmt.after_max
+    if rep.fmt.more and not line.body.strip() and not rep.bump("after", after_max):
         return True  # a blank line may come before the next dump
     if not rep.fmt.end:
         rep.phase = "done"
         return False
-    if rep.bump("after", _AFTER_MAX):
+    if rep.bump("after", after_max):
         # No end marker came: the lines kept for it are someone else's.
-        del rep.lines[len(rep.lines) - _AFTER_MAX:]
+        del rep.lines[len(rep.lines) - after_max:]
         return False
     rep.take(n, line)
-    if _TERMINATOR_RE.search(line.body):
+    if re.search(rep.fmt.end, line.body):
         rep.phase = "done"
         return False
     return True
@@ -610,7 +639,18 @@ def _signature(type_: str, title: str, chain: list[str]) -> str:
     return f"{type_}: {title}"
 
 
+def _message_kind(rep: _Report) -> Format:
+    """The row a WARN or BUG report's message calls for, else the report's own."""
+    if rep.fmt.type in ("warning", "bug"):
+        said = [t for k, t in rep.lines if k <= rep.start]
+        for pattern, fmt in MESSAGES:
+            if any(pattern.search(t) for t in said):
+                return fmt
+    return rep.fmt
+
+
 def _finish(rep: _Report) -> Report:
+    rep.fmt = _message_kind(rep)
     reason = rep.reason
     if not reason and rep.fmt.stack and not rep.frames:
         reason = "no call trace"
@@ -662,7 +702,7 @@ def _parse(log: str) -> list[Report]:
         if row is None:
             continue
         fmt = FORMATS[row]
-        rep = _Report(fmt, _HEADERS[row].search(line.body), line.context, line.kernel)
+        rep = _Report(fmt, _HEADERS[row].search(line.body), line.context, line.kernel, n)
         rep.take(n, line)
         _collect(lines, n, rep, taken)
         _banner(lines, n, rep, taken)

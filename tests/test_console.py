@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import console, markers, sanitize
+from pipeline import analysis, console, markers, sanitize
 from pipeline.markers import Marker
 
 DATA = Path(__file__).parent / "data" / "console"
@@ -45,7 +45,7 @@ def _summary(r: console.Report) -> dict:
 
 
 def _reports(text: str) -> list[console.Report]:
-    return console.attribute(console.parse(text), markers.parse(text))
+    return analysis.analyse(text).reports
 
 
 # --- golden logs -------------------------------------------------------------
@@ -304,8 +304,15 @@ HEADERS = [
      "Bad page map"),
     ("BUG: Bad rss-counter state mm:00000000c8a6f3f1 type:MM_ANONPAGES val:1", "bug",
      "BUG: Bad rss-counter state"),
-    ("BUG: KASAN: use-after-free in anon_vma_interval_tree_remove+0x2a/0x1f0", "bug",
+    ("BUG: KASAN: use-after-free in anon_vma_interval_tree_remove+0x2a/0x1f0", "kasan",
      "KASAN: use-after-free in anon_vma_interval_tree_remove"),
+    ("BUG: KASAN: double-free or invalid-free in kfree+0xd4/0x2a0", "kasan",
+     "KASAN: double-free or invalid-free in kfree"),
+    ("BUG: KFENCE: out-of-bounds read in test_out_of_bounds_read+0x97/0x1f0", "kfence",
+     "KFENCE: out-of-bounds read in test_out_of_bounds_read"),
+    ("BUG: KFENCE: memory corruption in kfree+0x7a/0x120", "kfence",
+     "KFENCE: memory corruption in kfree"),
+    ("UBSAN: shift-out-of-bounds in mm/mmap.c:1234:5", "ubsan", "UBSAN: shift-out-of-bounds"),
     ("INFO: trying to register non-static key.", "bug", "trying to register non-static key"),
     ("BUG: spinlock bad magic on CPU#0, swapper/0/1", "bug", "BUG: spinlock bad magic"),
     ("BUG: using smp_processor_id() in preemptible [00000000] code: stack/49", "bug",

@@ -1,0 +1,28 @@
+"""A boot's console, read whole: init's markers, the kernel's reports, how it ended.
+
+The one path from cleaned console text to attributed reports, shared by
+`kpv parse` and by each cell of `kpv run`, so both say the same of one log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline import console, endings, markers
+from pipeline.console import Report
+from pipeline.markers import Marker
+
+
+@dataclass(frozen=True)
+class Analysis:
+    reports: list[Report]  # in console order, each attributed to its test or the boot (None)
+    markers: list[Marker]
+
+
+def analyse(text: str, qemu_exited: bool | None = None, note: str = "") -> Analysis:
+    """Reports of a cleaned console log; qemu_exited and note as for endings.ending."""
+    marks = markers.parse(text)
+    found = console.parse(text)
+    found += endings.ending(text, marks, found, qemu_exited, note)
+    found.sort(key=lambda r: r.first_line)
+    return Analysis(console.attribute(found, marks), marks)

@@ -1,0 +1,89 @@
+"""How each boot in a console log ended, when init did not finish it.
+
+A guest that resets without a word (a triple fault, a stray reboot) or
+freezes without a watchdog speaking leaves no kernel report behind: only
+the absence of init's `done` marker says something went wrong. ending()
+turns that absence into a report of its own, so a dashboard shows it as a
+failure of the test that was running, next to the kernel's own reports.
+
+    unexpected-reboot  "unexpected kernel reboot": the kernel said it was
+                       restarting, or QEMU (run with -no-reboot) exited
+    console-stopped    "console stopped": the log ends, or kpv killed QEMU,
+                       with init still running
+
+A boot that ends in a panic (oops in init included: it panics) needs no
+such report: the panic is the report. A log without kernel banner or boot
+marker is an excerpt, and its end says nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+
+from pipeline.console import Report
+from pipeline.markers import Marker
+
+REBOOT = "unexpected-reboot"
+STOPPED = "console-stopped"
+
+# The kernel's first line: where a boot starts in a log of several.
+_BANNER_RE = re.compile(r"Linux version \d")
+# What kernel_restart() and kernel_power_off() print on the way down.
+_GOING_DOWN_RE = re.compile(r"reboot: (?:Restarting system|Power down|machine restart)")
+# A line the guest printed: a kernel line or one of init's markers (firmware
+# text of the next boot does not count).
+_GUEST_LINE_RE = re.compile(r"\[ *\d+\.\d+\]|@@kpv ")
+_ENDS_CONSOLE = ("panic",)  # report types after which the console ends on purpose
+_TAIL_LINES = 20  # console lines shown with the report: what was printed last
+
+
+def ending(log: str, marks: list[Marker], reports: list[Report],
+           qemu_exited: bool | None = None, note: str = "") -> list[Report]:
+    """One report per boot in the log that started init and never printed `done`.
+
+    qemu_exited says how the last boot ended when the caller knows (kpv run
+    does): True if QEMU exited on its own (a reset, with -no-reboot), False
+    if it was killed. None (a log alone) decides from what the kernel printed.
+    note, the host's own word on the last boot, goes into that boot's report.
+    """
+    lines = log.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    starts = [n for n, text in enumerate(lines) if "Linux version" in text
+              and _BANNER_RE.search(text)]
+    bounds = [0, *[n for n in starts if n > 0], len(lines)]
+    out = []
+    for i, (first, end) in enumerate(pairwise(bounds)):
+        last = i == len(bounds) - 2
+        got = _boot_ending(lines, first, end, marks, reports,
+                           qemu_exited if last else None, note if last else "")
+        if got is not None:
+            out.append(got)
+    return out
+
+
+def _boot_ending(lines: list[str], first: int, end: int, marks: list[Marker],
+                 reports: list[Report], qemu_exited: bool | None, note: str) -> Report | None:
+    kinds = {m.kind for m in marks if first <= m.line < end}
+    if "boot" not in kinds or "done" in kinds:
+        return None
+    if any(r.type in _ENDS_CONSOLE for r in reports if first <= r.first_line < end):
+        return None
+    while end > first + 1 and not _GUEST_LINE_RE.search(lines[end - 1]):
+        end -= 1
+    tail = [t.rstrip("\r") for t in lines[max(first, end - _TAIL_LINES):end]]
+    said_reboot = any(_GOING_DOWN_RE.search(t) for t in tail)
+    if qemu_exited or said_reboot:
+        type_, title = REBOOT, "unexpected kernel reboot"
+        why = ("the kernel restarted" if said_reboot
+               else "QEMU exited (the guest reset)") + " before init finished"
+    else:
+        type_, title = STOPPED, "console stopped"
+        why = ("the guest was stopped (killed by kpv)" if qemu_exited is False
+               else "the log ends") + " before init finished"
+    if note:
+        why += f" ({note})"
+    last = end - 1
+    return Report(type=type_, title=title, text="\n".join([f"{title}: {why}", *tail]),
+                  first_line=last, last_line=last, reason="", signature=f"{type_}: {title}")
