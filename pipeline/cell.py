@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline import analysis, markers, reach, sanitize, timings, vm
+from pipeline import analysis, markers, reach, sanitize, symbols, timings, vm
 from pipeline.console import Report
 from pipeline.guest import GuestTest
 from pipeline.results import Case, Status, Suite
@@ -26,6 +26,7 @@ class CellSpec:
     revision: str
     vcpus: int
     kernel: Path
+    vmlinux: Path | None  # for file:line in reports; None leaves frames as printed
     initrd: Path
     memory_mb: int
     numa_nodes: int
@@ -61,7 +62,7 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
             seen = analysis.analyse(sanitize.clean(b.log), qemu_exited=b.exit_status is not None,
                                     note=b.problem)
             marks = seen.markers
-            reports = own_test(t.name, seen.reports, marks)
+            reports = _decoded(own_test(t.name, seen.reports, marks), spec.vmlinux)
             boots.append((b, reports))
             cases.append(test_case(t, b, marks, [r for r in reports if r.test == t.name]))
     first = boots[0][0]
@@ -72,6 +73,15 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
     for c in suite.cases:
         c.artifacts.append(f"{cell_dir}/console.log")
     return suite
+
+
+def _decoded(reports: list[Report], vmlinux: Path | None) -> list[Report]:
+    """The reports with file:line after each frame, from one addr2line run for them all."""
+    frames = [f for r in reports for f in symbols.frames_in(r.text)]
+    if not frames or vmlinux is None:
+        return reports
+    syms = symbols.resolve(vmlinux, frames)
+    return [replace(r, text=symbols.annotate(r.text, syms)) for r in reports]
 
 
 def own_test(name: str, reports: list[Report], marks: list[markers.Marker]) -> list[Report]:

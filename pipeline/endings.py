@@ -18,6 +18,7 @@ marker is an excerpt, and its end says nothing.
 
 from __future__ import annotations
 
+import bisect
 import re
 from itertools import pairwise
 
@@ -47,32 +48,49 @@ def ending(log: str, marks: list[Marker], reports: list[Report],
     if it was killed. None (a log alone) decides from what the kernel printed.
     note, the host's own word on the last boot, goes into that boot's report.
     """
-    lines = log.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    starts = [n for n, text in enumerate(lines) if "Linux version" in text
-              and _BANNER_RE.search(text)]
-    bounds = [0, *[n for n in starts if n > 0], len(lines)]
+    bounds = _boots(log)
+    boots = [m.line for m in marks if m.kind == "boot"]
+    dones = [m.line for m in marks if m.kind == "done"]
+    panics = sorted(r.first_line for r in reports if r.type in _ENDS_CONSOLE)
     out = []
-    for i, (first, end) in enumerate(pairwise(bounds)):
+    for i, ((first, start), (end, stop)) in enumerate(pairwise(bounds)):
+        if not _any_in(boots, first, end) or _any_in(dones, first, end) \
+                or _any_in(panics, first, end):
+            continue
         last = i == len(bounds) - 2
-        got = _boot_ending(lines, first, end, marks, reports,
-                           qemu_exited if last else None, note if last else "")
-        if got is not None:
-            out.append(got)
+        out.append(_report(first, log[start:stop].split("\n"), qemu_exited if last else None,
+                           note if last else ""))
     return out
 
 
-def _boot_ending(lines: list[str], first: int, end: int, marks: list[Marker],
-                 reports: list[Report], qemu_exited: bool | None, note: str) -> Report | None:
-    kinds = {m.kind for m in marks if first <= m.line < end}
-    if "boot" not in kinds or "done" in kinds:
-        return None
-    if any(r.type in _ENDS_CONSOLE for r in reports if first <= r.first_line < end):
-        return None
-    while end > first + 1 and not _GUEST_LINE_RE.search(lines[end - 1]):
+def _boots(log: str) -> list[tuple[int, int]]:
+    """(line, offset) where each boot starts, and past the last line: a boot runs from
+    one kernel banner to the next (the first from the top of the log)."""
+    bounds = [(0, 0)]
+    line = pos = 0
+    for m in _BANNER_RE.finditer(log):
+        begin = log.rfind("\n", 0, m.start()) + 1
+        if begin > pos:
+            line += log.count("\n", pos, begin)
+            pos = begin
+            bounds.append((line, begin))
+    lines = line + log.count("\n", pos) + (0 if log.endswith("\n") or not log else 1)
+    bounds.append((lines, len(log)))
+    return bounds
+
+
+def _any_in(lines: list[int], first: int, end: int) -> bool:
+    """Whether the sorted lines hold one in [first, end)."""
+    i = bisect.bisect_left(lines, first)
+    return i < len(lines) and lines[i] < end
+
+
+def _report(first: int, lines: list[str], qemu_exited: bool | None, note: str) -> Report:
+    """The report for a boot whose lines (numbered from first) end without `done`."""
+    end = len(lines) - (lines[-1] == "")
+    while end > 1 and not _GUEST_LINE_RE.search(lines[end - 1]):
         end -= 1
-    tail = [t.rstrip("\r") for t in lines[max(first, end - _TAIL_LINES):end]]
+    tail = [t.rstrip("\r") for t in lines[max(0, end - _TAIL_LINES):end]]
     said_reboot = any(_GOING_DOWN_RE.search(t) for t in tail)
     if qemu_exited or said_reboot:
         type_, title = REBOOT, "unexpected kernel reboot"
@@ -84,6 +102,6 @@ def _boot_ending(lines: list[str], first: int, end: int, marks: list[Marker],
                else "the log ends") + " before init finished"
     if note:
         why += f" ({note})"
-    last = end - 1
+    last = first + end - 1
     return Report(type=type_, title=title, text="\n".join([f"{title}: {why}", *tail]),
                   first_line=last, last_line=last, reason="", signature=f"{type_}: {title}")

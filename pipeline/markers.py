@@ -44,12 +44,17 @@ def parse(log: str) -> list[Marker]:
     """Every marker in a console log, in order.
 
     Line numbers index log.split("\n"), as console.parse's do (splitlines()
-    would also break at \r, \x85 and U+2028, which consoles carry).
+    would also break at \r, \x85 and U+2028, which consoles carry). The log
+    is searched whole, not split: a line holds at most one marker, its first.
     """
-    out = []
-    for n, text in enumerate(log.split("\n")):
-        if PREFIX in text:
-            marker = parse_line(text, n)
-            if marker is not None:
-                out.append(marker)
+    out: list[Marker] = []
+    line, pos = 0, 0
+    for m in _MARKER_RE.finditer(log):
+        line += log.count("\n", pos, m.start())
+        pos = m.start()
+        if out and out[-1].line == line:
+            continue
+        marker = parse_line(m.group(), line)
+        if marker is not None:
+            out.append(marker)
     return out

@@ -79,9 +79,9 @@ def run_revision(ctx: Context, rev: series.Revision, run: Run,
             run.add(_skipped_cell(ctx, rev.name, n, suite))
         else:
             t0 = time.monotonic()
-            spec = cell.CellSpec(rev.name, n, kernel, ctx.initrd, ctx.job.memory_mb,
-                                 ctx.job.numa_nodes, ctx.accel, ctx.job.boot_timeout,
-                                 ctx.job.test_slack)
+            spec = cell.CellSpec(rev.name, n, kernel.bzimage, kernel.vmlinux, ctx.initrd,
+                                 ctx.job.memory_mb, ctx.job.numa_nodes, ctx.accel,
+                                 ctx.job.boot_timeout, ctx.job.test_slack)
             s = cell.run(spec, ctx.tests, ctx.out, f"{rev.name}/vcpus-{n}", progress)
             if "accel_fallback" in s.properties:
                 ctx = replace(ctx, accel="tcg")
@@ -95,7 +95,8 @@ def run_revision(ctx: Context, rev: series.Revision, run: Run,
 
 
 def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, run: Run,
-                  progress: Callable[[str], None]) -> Path | None:
+                  progress: Callable[[str], None]) -> build.BuildResult | None:
+    """The kernel built for this revision, or None when a stage failed."""
     progress(f"{rev.name}: apply ({len(rev.patches)} patches)")
     t0 = time.monotonic()
     # Before applying: do the series' index blobs say it was made against this base?
@@ -153,7 +154,7 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     _stage_time(run, "build", t0)
     how = "reused" if b.cached else f"{b.duration:.0f} s"
     progress(f"{rev.name}: build {'ok' if b.ok else 'FAILED: ' + b.error} ({how})")
-    return b.bzimage
+    return b if b.ok else None
 
 
 def _rev_props(ctx: Context, rev: series.Revision) -> dict[str, str]:

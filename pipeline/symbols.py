@@ -105,6 +105,19 @@ def resolve(vmlinux: Path | None, frames: Iterable[Frame], src: str | None = Non
     return Symbols(lines, inlined, reason)
 
 
+def annotate(text: str, syms: Symbols) -> str:
+    """The text with each resolved frame followed by its place, as
+    decode_stacktrace.sh shows it: `expand_downwards+0x1a/0x2b (mm/mmap.c:2053)`."""
+    if not syms.lines:
+        return text
+
+    def place(m: re.Match[str]) -> str:
+        where = syms.lines.get(f"{m.group(1)}+0x{m.group(2)}/0x{m.group(3)}")
+        return f"{m.group(0)} ({where})" if where and not m.group(4) else m.group(0)
+
+    return _FRAME_RE.sub(place, text)
+
+
 def _unusable(vmlinux: Path) -> str:
     """Why this vmlinux cannot give lines, or ""."""
     missing = [t for t in ("nm", "addr2line") if shutil.which(t) is None]

@@ -139,6 +139,15 @@ def test_return_addresses_name_the_call(elf: Path) -> None:
     assert found.reason == ""
 
 
+def test_annotate_puts_the_place_after_each_resolved_frame(elf: Path) -> None:
+    frame = _frame(elf, "caller", _after_calls(elf, "caller", "leaf")[0])
+    text = f"Call Trace:\n <TASK>\n {frame}\n unknown_fn+0x1/0x2\n mod_fn+0x1/0x2 [kpv]\n </TASK>"
+    assert symbols.annotate(text, _resolve(elf, text)).split("\n") == [
+        "Call Trace:", " <TASK>", f" {frame} (main.c:{CALL_LEAF})", " unknown_fn+0x1/0x2",
+        " mod_fn+0x1/0x2 [kpv]", " </TASK>"]
+    assert symbols.annotate(text, symbols.Symbols()) == text
+
+
 def test_rip_is_looked_up_as_printed(elf: Path) -> None:
     # The faulting instruction itself: no step back to the call before it.
     frame = _frame(elf, "caller", _after_calls(elf, "caller", "leaf")[0])
