@@ -16,8 +16,7 @@ from pipeline.errors import InfraError
 from pipeline.kconfig import ARCH
 
 # Part of the kernel cache's key: change it when what a build leaves behind changes.
-RECIPE = ("make ARCH=x86_64 bzImage KCFLAGS=-ffile-prefix-map=<tree>/=; C locale;"
-          " bzImage+vmlinux+build.log")
+RECIPE = "make ARCH=x86_64 bzImage; C locale; bzImage+vmlinux+build.log"
 
 _CC_ERROR_RE = re.compile(
     r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:\d+:)? (?:fatal )?error: (?P<msg>.*)$", re.M
@@ -131,11 +130,6 @@ def make(tree: Path, build_dir: Path, log_path: Path, timeout: float) -> BuildRe
     """make bzImage in build_dir; the log goes to log_path whole."""
     jobs = os.cpu_count() or 1
     cmd = ["make", "-C", str(tree), f"O={build_dir}", f"ARCH={ARCH}", f"-j{jobs}", "bzImage"]
-    if not any(c.isspace() for c in str(tree)):  # KCFLAGS is split at blanks
-        # The kernel names its source files as the compiler was given them,
-        # absolute in O= builds (UBSAN reports, debug info): make them
-        # tree-relative, as in-tree builds and distribution kernels have them.
-        cmd.append(f"KCFLAGS=-ffile-prefix-map={tree}/=")
     start = time.monotonic()
     timed_out = False
     with open(log_path, "w") as log:

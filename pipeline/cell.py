@@ -161,9 +161,13 @@ def _fail(case: Case, reports: list[Report]) -> None:
     distinct: dict[str, Report] = {}
     for r in reports:
         distinct.setdefault(r.signature or f"{r.type}:{r.title}", r)
-    case.status, case.kind = Status.FAIL, reports[0].type
-    more = f" (and {len(distinct) - 1} more)" if len(distinct) > 1 else ""
-    case.message = reports[0].title + more
-    case.text = "\n\n".join(r.text for r in distinct.values())
-    case.reports = list(distinct.values())
+    # A garbled copy of a kind already shown intact (a hung task caught while
+    # running, its stack unreliable) is not another problem.
+    intact = {r.type for r in distinct.values() if not r.corrupted}
+    shown = [r for r in distinct.values() if not (r.corrupted and r.type in intact)]
+    case.status, case.kind = Status.FAIL, shown[0].type
+    more = f" (and {len(shown) - 1} more)" if len(shown) > 1 else ""
+    case.message = shown[0].title + more
+    case.text = "\n\n".join(r.text for r in shown)
+    case.reports = shown
     case.properties["reports"] = str(len(reports))

@@ -68,6 +68,7 @@ class Format:
     after_max: int = 20  # own lines kept between a trace's end and the closing line
     more: str = ""  # regex of lines after a call trace that go on with another dump
     trace: str = ""  # regex of a line that opens the call trace, beyond `Call Trace:`
+    nmi: bool = False  # the CPUs it sends NMIs to print their part of it
 
 
 # Printed once a WARN, oops or panic is over.
@@ -92,6 +93,9 @@ _ALLOC = (r"slab_pre_alloc_hook|might_alloc|fs_reclaim_\w+|__kmem_cache_alloc\w*
           r"|alloc_pages\w*|__get_free_pages|vmalloc\w*|__vmalloc\w*")
 _SCHED = (r"__schedule\w*|schedule|schedule_\w+|preempt_schedule\w*|io_schedule\w*"
           r"|__wait_for_common|wait_for_common\w*|wait_for_completion\w*|__wait_\w+")
+
+# What an RCU stall report prints after its first call trace.
+_RCU_MORE = r"^rcu: |^Sending NMI from CPU|^NMI backtrace for cpu|^CPU: \d+ PID: \d+"
 
 # Order matters: the first row that matches wins, so specific rows come first.
 FORMATS: tuple[Format, ...] = (
@@ -148,9 +152,14 @@ FORMATS: tuple[Format, ...] = (
            more=r"^Showing all locks held in the system", end=_END_ROW),
     # 6.x dumps the starved grace-period kthread first, then the stalled CPU
     # itself (`CPU: 1 PID: 68 ...`, RIP, trace): that last dump is the place.
-    Format("rcu-stall", r"INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?",
+    Format("rcu-stall", r"INFO: rcu_\w+ self-detected (?:expedited )?stall",
            "rcu detected stall in {func}", where=("rip", "trace"), skip=r"rcu_\w+",
-           more=r"^rcu: |^Sending NMI from CPU|^NMI backtrace for cpu|^CPU: \d+ PID: \d+"),
+           more=_RCU_MORE),
+    # Detected by another CPU: each stalled CPU prints its own backtrace from
+    # an NMI (context C<cpu>); those dumps are the report's, and the last names it.
+    Format("rcu-stall", r"INFO: rcu_\w+ detected (?:expedited )?stalls?",
+           "rcu detected stall in {func}", where=("rip", "trace"), skip=r"rcu_\w+",
+           more=_RCU_MORE, nmi=True),
     Format("panic", r"Kernel panic - not syncing: ?(?P<msg>.*)", "kernel panic: {msg}",
            stack=False, end=_END_TRACE),
     Format("oops", r"BUG: (?:unable to handle )?kernel NULL pointer dereference",
@@ -224,6 +233,9 @@ _ANY_HEADER_RE = re.compile(
 # can run into a kernel line on the serial console.
 _PREFIX_RE = re.compile(r"(?:<\d+>)?\[ *\d+\.\d+\](?: ?\[ *([CT]\d+)\])? ?")
 
+# The kernel's first line at every boot.
+_BOOT_BANNER = "Linux version "
+
 # Lockdep's banner, printed just before its header line.
 _BANNER_RE = re.compile(r"^\s*={5,}\s*$")
 # WARN's, printed before the message and the header.
@@ -247,6 +259,9 @@ _TRACE_OTHER_RE = re.compile(
     r"|ORIG_RAX|PKRU|Code):)")
 
 _TRACE_END = "</TASK>"
+# An RCU stall or lockup detector asking other CPUs for their backtraces.
+_NMI_TO_RE = re.compile(r"Sending NMI from CPU \d+ to CPUs ([\d,-]+)")
+_CPUS_MAX = 4096  # a CPU list naming more is not one
 _CPU_DUMP_RE = re.compile(r"^CPU: \d+ PID: \d+")  # dump_stack's and show_regs' first line
 
 
@@ -288,6 +303,8 @@ _SKIP = (
     r"|update_process_times|tick_\w+|__hrtimer_\w+|hrtimer_\w+|handle_irq_event\w*"
     r"|__handle_irq_event\w*|local_apic_timer_interrupt|smp_apic_timer_interrupt"
     r"|apic_timer_interrupt|scheduler_tick"
+    # Busy-wait loops: a CPU stuck in one was put there by its caller.
+    r"|delay_tsc|delay_loop|delay_halt\w*|__delay|__const_udelay|__udelay|__ndelay|mdelay|udelay"
 )
 _SKIP_RE = re.compile(_SKIP)
 _ROW_SKIP = {f.skip: re.compile(f.skip)
@@ -374,6 +391,16 @@ def _header(body: str) -> int | None:
     return next((i for i, h in enumerate(_HEADERS) if h.search(body)), None)
 
 
+def _cpus(spec: str) -> list[int]:
+    """The CPUs of a kernel CPU list, `1`, `1,3` or `0-2,5` (%*pbl)."""
+    out: list[int] = []
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (last.isdigit() or not last):
+            out.extend(range(int(first), min(int(last or first), _CPUS_MAX) + 1))
+    return out[:_CPUS_MAX]
+
+
 def _func_name(raw: str) -> str:
     """A function name without compiler suffixes (.cold, .isra.0, .constprop.0)."""
     return raw.split(".", 1)[0]
@@ -430,16 +457,21 @@ class _Report:
     in_task: bool = False  # inside a 6.x <TASK> ... </TASK> block
     counts: dict[str, int] = field(default_factory=dict)  # own lines seen per phase
     reason: str = ""
+    # Contexts whose lines are the report's too: the CPUs asked for an NMI backtrace.
+    others: set[str] = field(default_factory=set)
 
     def owns(self, line: _Line) -> bool:
         """Whether a line belongs to this report's printk context."""
         if self.kernel and not line.kernel:
             return False
-        return line.context == self.context
+        return line.context == self.context or line.context in self.others
 
     def take(self, n: int, line: _Line) -> None:
         self.lines.append((n, line.text))
         body = line.body
+        if self.fmt.nmi and body.startswith("Sending NMI") and (m := _NMI_TO_RE.match(body)):
+            # Each CPU prints its own backtrace from the NMI, as context C<cpu>.
+            self.others.update(f"C{cpu}" for cpu in _cpus(m.group(1)))
         if "){" in body or "release lock (" in body:
             names = _lock_names(body)
             self.locks.extend(x for x in dict.fromkeys(names) if x not in self.locks)
@@ -551,6 +583,8 @@ def _collect(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
     quiet = 0
     for k in range(n + 1, stop):
         line = log.line(k)
+        if line.body.startswith(_BOOT_BANNER):
+            break  # the machine started again: nothing after belongs to this report
         if k in taken or not rep.owns(line):
             quiet += 1
             if quiet > _QUIET_MAX:

@@ -22,6 +22,7 @@ import re
 import shutil
 import struct
 import subprocess
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,11 +201,11 @@ def _addr2line(vmlinux: Path, addrs: dict[int, list[str]], src: str | None,
         raise ValueError(f"addr2line: {done.stderr.strip()[:200]}")
     found = [(addr, [(func, p) for func, where in pairs if (p := _place(where))])
              for addr, pairs in _groups(done.stdout)]
-    root = src.rstrip("/") if src else _root([p for _, places in found for _, p in places])
+    roots = [src.rstrip("/")] if src else _roots([p for _, places in found for _, p in places])
     lines: dict[str, str] = {}
     inlined: dict[str, tuple[str, ...]] = {}
     for addr, places in found:
-        places = [(func, _relative(p, root)) for func, p in places]
+        places = [(func, _relative(p, roots)) for func, p in places]
         for frame in addrs.get(addr, []) if places else []:
             # -i lists the innermost inlined function first and the frame's own
             # function, at the call into the inlined code, last.
@@ -240,20 +241,27 @@ def _place(where: str) -> str:
     return f"{path}:{line}"
 
 
-def _root(places: list[str]) -> str:
-    """The source tree's path as the build recorded it: the longest prefix that
-    every absolute path has just before a kernel top-level directory (mm/,
-    include/, ...). "" when the paths share none."""
-    shared: set[str] | None = None
-    for place in places:
-        # Generated headers are the build dir's (`<O>/./include/generated/...`).
-        if place.startswith("/") and "/./" not in place:
-            roots = {place[:m.start()] for m in _TOP_RE.finditer(place)}
-            shared = roots if shared is None else shared & roots
-    return max(shared, key=len) if shared else ""
+def _roots(places: list[str]) -> list[str]:
+    """The source tree's paths as the build recorded them: prefixes that absolute
+    paths have just before a kernel top-level directory (mm/, include/, ...),
+    the one most paths share first (the longest of equals). Usually one; two
+    when C files were compiled with tree-relative names under the build dir
+    and assembler files with the tree's absolute path."""
+    candidates = [{place[:m.start()] for m in _TOP_RE.finditer(place)} for place in places
+                  # Generated headers are the build dir's (`<O>/./include/generated/...`).
+                  if place.startswith("/") and "/./" not in place]
+    candidates = [c for c in candidates if c]
+    roots = []
+    while candidates:
+        counts = Counter(root for c in candidates for root in c)
+        best = max(counts, key=lambda root: (counts[root], len(root)))
+        roots.append(best)
+        candidates = [c for c in candidates if best not in c]
+    return roots
 
 
-def _relative(place: str, root: str) -> str:
-    if root and place.startswith(root + "/"):
-        return place[len(root) + 1:]
+def _relative(place: str, roots: list[str]) -> str:
+    for root in sorted(roots, key=len, reverse=True):
+        if place.startswith(root + "/"):
+            return place[len(root) + 1:]
     return place.rpartition("/./")[2]

@@ -150,6 +150,7 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
     booted = done = False
     boot_time = 0.0
     problem = ""
+    killed = True  # until QEMU is seen to exit on its own
     try:
         deadline = start + boot_timeout
         while True:
@@ -169,6 +170,7 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
             except pexpect.TIMEOUT:
                 continue
             except pexpect.EOF:
+                killed = False
                 break
             log.write(chunk)
             log.flush()
@@ -185,7 +187,9 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
                 break
     finally:
         child.close(force=True)
-    status = child.exitstatus if child.signalstatus is None else None
+    # QEMU exits with status 0 on the SIGHUP close() sends: only an exit seen
+    # before kpv stopped it is QEMU's own.
+    status = None if killed or child.signalstatus is not None else child.exitstatus
     if not problem and not done:
         problem = f"QEMU exited (status {status}) before the guest finished"
         if not booted:

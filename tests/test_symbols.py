@@ -253,18 +253,22 @@ def test_no_frames_is_nothing_to_do() -> None:
 @pytest.mark.parametrize(("places", "root"), [
     # An O= build: sources under the worktree, generated headers under the build dir.
     (["/c/kpv/worktrees/ab/mm/mmap.c:10", "/c/kpv/worktrees/ab/include/linux/mm.h:3",
-      "/c/kpv/builds/x/build/./include/generated/autoconf.h:1"], "/c/kpv/worktrees/ab"),
+      "/c/kpv/builds/x/build/./include/generated/autoconf.h:1"], ["/c/kpv/worktrees/ab"]),
+    # C files with tree-relative names under the build dir, assembler files under the tree.
+    (["/c/b/x/build/kernel/fork.c:1", "/c/b/x/build/mm/mmap.c:2", "/c/w/ab/arch/x86/entry.S:3"],
+     ["/c/b/x/build", "/c/w/ab"]),
     # A top-level name inside the tree's own path does not cut it short.
     (["/home/kernel/linux/mm/rmap.c:1", "/home/kernel/linux/kernel/fork.c:2"],
-     "/home/kernel/linux"),
-    (["mm/mmap.c:1"], ""),
+     ["/home/kernel/linux"]),
+    (["mm/mmap.c:1"], []),
 ])
-def test_source_root(places: list[str], root: str) -> None:
-    assert symbols._root(places) == root
+def test_source_root(places: list[str], root: list[str]) -> None:
+    assert symbols._roots(places) == root
 
 
 def test_relative_paths() -> None:
-    assert symbols._relative("/t/mm/mmap.c:3", "/t") == "mm/mmap.c:3"
-    assert symbols._relative("/b/./include/generated/a.h:1", "/t") == "include/generated/a.h:1"
+    assert symbols._relative("/t/mm/mmap.c:3", ["/t"]) == "mm/mmap.c:3"
+    assert symbols._relative("/b/./include/generated/a.h:1", ["/t"]) == "include/generated/a.h:1"
+    assert symbols._relative("/w/arch/x86/a.S:1", ["/b", "/w"]) == "arch/x86/a.S:1"
     assert symbols._place("??:0") == symbols._place("??:?") == ""
     assert symbols._place("/t/mm/mmap.c:12 (discriminator 3)") == "/t/mm/mmap.c:12"
