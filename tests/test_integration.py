@@ -5,6 +5,7 @@ build dirs live in the shared kpv cache, so later tests reuse earlier builds.
 """
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -99,6 +100,9 @@ def test_v2_buildfix_circular_dependency(default_run):
         assert circular, suite["name"]
         locks = " ".join(circular[0]["locks"])
         assert "anon_vma_chain_lock" in locks and "anon_vma->rwsem" in locks
+        # The job's debug-info.config: each frame is followed by its file:line.
+        assert re.search(r" expand_downwards\+0x[0-9a-f]+/0x[0-9a-f]+ \(mm/mmap\.c:\d+\)",
+                         circular[0]["text"]), circular[0]["text"][:3000]
 
 
 def test_results_record_accel_timings_and_logs(default_run):
@@ -145,6 +149,33 @@ def test_v2_builds_and_boots_without_lockdep(tmp_path):
     assert result_of(c[("kpv.v2.vcpus_1", "boot")]) is None
     cfg = (tmp_path / "out" / "v2" / ".config").read_text()
     assert "# CONFIG_LOCKDEP is not set" in cfg or "CONFIG_LOCKDEP=y" not in cfg
+
+
+def test_seeded_faults_reset_and_freeze(tmp_path):
+    """patches/faults on a lockdep kernel: a WARN with file:line, a guest that resets
+    itself (QEMU exits) and one that freezes silently (kpv kills QEMU)."""
+    frags = (f'["{ROOT}/kconfigs/guest.config", "{ROOT}/kconfigs/lockdep.config", '
+             f'"{ROOT}/kconfigs/debug-info.config"]')
+    job = job_file(tmp_path, fragments=frags, test_slack="10")
+    out = tmp_path / "out"
+    p = kpv("run", str(job), "--out", str(out), "--series", str(ROOT / "patches" / "faults"),
+            "--revisions", "faults", "--vcpus", "2",
+            "--tests", "fault-warn,fault-reboot,fault-freeze")
+    assert p.returncode == 1, p.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    (suite,) = [s for s in results["suites"] if s["vcpus"] == 2]
+    got = {c["name"]: c for c in suite["cases"]}
+    assert (got["fault-warn"]["kind"], got["fault-warn"]["message"]) == \
+        ("warning", "WARNING in kpv_warn")
+    assert re.search(r"kpv_warn\+0x[0-9a-f]+/0x[0-9a-f]+ \(kernel/kpv_fault\.c:\d+\)",
+                     got["fault-warn"]["text"])
+    assert (got["fault-reboot"]["kind"], got["fault-reboot"]["message"]) == \
+        ("unexpected-reboot", "unexpected kernel reboot")
+    assert (got["fault-freeze"]["kind"], got["fault-freeze"]["message"]) == \
+        ("console-stopped", "console stopped")
+    assert "killed by kpv" in got["fault-freeze"]["text"]
+    assert got["fault-freeze"]["text"].rstrip().endswith("kpv_fault: freeze")
+    assert got["boot"]["status"] == "pass"
 
 
 def test_patch_that_does_not_apply(tmp_path):
