@@ -69,6 +69,7 @@ class Format:
     more: str = ""  # regex of lines after a call trace that go on with another dump
     trace: str = ""  # regex of a line that opens the call trace, beyond `Call Trace:`
     nmi: bool = False  # the CPUs it sends NMIs to print their part of it
+    detail: str = ""  # regex searched in the report's lines; its named groups feed `title`
 
 
 # Printed once a WARN, oops or panic is over.
@@ -183,7 +184,8 @@ FORMATS: tuple[Format, ...] = (
     # trace come the allocation and free stacks and a memory dump, up to a
     # closing row of `=`.
     Format("kasan", r"BUG: KASAN: (?P<what>[\w -]+?) in (?P<func>[\w.]+)",
-           "KASAN: {what} in {func}", where=("header", "trace"), end=_END_ROW, after_max=400),
+           "KASAN: {what} {access} in {func}", where=("header", "trace"), end=_END_ROW,
+           after_max=400, detail=r"^(?P<access>Read|Write) of size \d+"),
     # KFENCE prints its stacks bare: the access's stack follows the line saying what and where.
     Format("kfence", r"BUG: KFENCE: (?P<what>[\w -]+?) in (?P<func>[\w.]+)",
            "KFENCE: {what} in {func}", where=("header", "trace"), end=_END_ROW, after_max=400,
@@ -665,6 +667,11 @@ def _pick_func(rep: _Report) -> str:
 
 def _title(rep: _Report, func: str) -> str:
     groups = {k: (v or "") for k, v in rep.match.groupdict().items()}
+    if rep.fmt.detail:
+        found = (re.search(rep.fmt.detail, _PREFIX_RE.sub("", t, count=1)) for _, t in rep.lines)
+        m = next((m for m in found if m), None)
+        groups.update({k: "" for k in re.compile(rep.fmt.detail).groupindex})
+        groups.update({k: v or "" for k, v in (m.groupdict() if m else {}).items()})
     if "words" in groups:
         words = _what(groups["words"])
         groups["words"] = f": {words}" if words else ""

@@ -373,7 +373,8 @@ def test_every_type_has_header_examples() -> None:
 def test_format_titles_use_only_their_own_groups() -> None:
     for f in console.FORMATS:
         fields = set(re.findall(r"\{(\w+)\}", f.title))
-        assert fields <= set(re.compile(f.header).groupindex) | {"func"}, f.header
+        groups = set(re.compile(f.header).groupindex) | set(re.compile(f.detail).groupindex)
+        assert fields <= groups | {"func"}, f.header
 
 
 # The skip list: frames that are machinery, and frames that are places.

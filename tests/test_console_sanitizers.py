@@ -43,7 +43,7 @@ def test_list_corruption_names_the_caller_not_the_check() -> None:
 def test_sanitizer_reports_run_from_row_to_row() -> None:
     for test, type_, title in [
         ("ubsan", "ubsan", "UBSAN: array-index-out-of-bounds in kpv_ubsan"),
-        ("kasan", "kasan", "KASAN: slab-out-of-bounds in kpv_kasan"),
+        ("kasan", "kasan", "KASAN: slab-out-of-bounds Read in kpv_kasan"),
         ("kfence", "kfence", "KFENCE: use-after-free read in kpv_kfence"),
     ]:
         r = _one(test, type_)
