@@ -62,7 +62,9 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
             seen = analysis.analyse(sanitize.clean(b.log), qemu_exited=b.exit_status is not None,
                                     note=b.problem)
             marks = seen.markers
-            reports = _decoded(own_test(t.name, seen.reports, marks), spec.vmlinux)
+            reports, why = _decoded(own_test(t.name, seen.reports, marks), spec.vmlinux)
+            if why:  # once per cell: it is the kernel's, not the boot's
+                suite.properties.setdefault("symbols", why)
             boots.append((b, reports))
             cases.append(test_case(t, b, marks, [r for r in reports if r.test == t.name]))
     first = boots[0][0]
@@ -75,13 +77,15 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
     return suite
 
 
-def _decoded(reports: list[Report], vmlinux: Path | None) -> list[Report]:
-    """The reports with file:line after each frame, from one addr2line run for them all."""
+def _decoded(reports: list[Report], vmlinux: Path | None) -> tuple[list[Report], str]:
+    """The reports with file:line after each frame, from one addr2line run for them
+    all; and why there is none, when no frame got one."""
     frames = [f for r in reports for f in symbols.frames_in(r.text)]
-    if not frames or vmlinux is None:
-        return reports
+    if not frames:
+        return reports, ""
     syms = symbols.resolve(vmlinux, frames)
-    return [replace(r, text=symbols.annotate(r.text, syms)) for r in reports]
+    why = "" if syms.lines else f"no file:line in reports: {syms.reason}"
+    return [replace(r, text=symbols.annotate(r.text, syms)) for r in reports], why
 
 
 def own_test(name: str, reports: list[Report], marks: list[markers.Marker]) -> list[Report]:
