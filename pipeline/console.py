@@ -396,10 +396,12 @@ def _header(body: str) -> int | None:
 def _cpus(spec: str) -> list[int]:
     """The CPUs of a kernel CPU list, `1`, `1,3` or `0-2,5` (%*pbl)."""
     out: list[int] = []
-    for part in spec.split(","):
+    for part in spec.split(",", _CPUS_MAX):
         first, _, last = part.partition("-")
         if first.isdigit() and (last.isdigit() or not last):
-            out.extend(range(int(first), min(int(last or first), _CPUS_MAX) + 1))
+            out.extend(range(min(int(first), _CPUS_MAX), min(int(last or first), _CPUS_MAX) + 1))
+        if len(out) >= _CPUS_MAX:
+            break
     return out[:_CPUS_MAX]
 
 

@@ -560,3 +560,14 @@ def test_attribute_leaves_its_input_alone() -> None:
     before = copy.deepcopy(reports)
     after = console.attribute(reports, markers.parse(text))
     assert reports == before and after[-1].test == "fork"
+
+
+@pytest.mark.parametrize(("spec", "cpus"), [
+    ("1", [1]), ("1,3", [1, 3]), ("0-2,5", [0, 1, 2, 5]), ("x-1", []), ("", []),
+])
+def test_cpu_lists_of_nmi_requests(spec: str, cpus: list[int]) -> None:
+    assert console._cpus(spec) == cpus
+
+
+def test_cpu_list_is_bounded() -> None:
+    assert len(console._cpus("0-99999999999," * 10000)) == console._CPUS_MAX
