@@ -35,6 +35,9 @@ _ILLEGAL_RE = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff
 # nothing else needs no cleaning beyond its line ends.
 _PLAIN = bytes([9, 10, *range(0x20, 0x80)])
 
+# A \r that is not part of a line end's run of \r before \n.
+_LONE_CR_RE = re.compile(rb"\r(?![\r\n])")
+
 _NAME_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 _ELLIPSIS = "..."
@@ -67,6 +70,8 @@ def _newlines(text: AnyStr) -> AnyStr:
     replace() in a loop (once per \r of the longest run) is ~6x faster than
     a regex that matches at every line end; \r\r\n goes first, in one pass.
     """
+    if isinstance(text, bytes) and _LONE_CR_RE.search(text) is None:
+        return text.translate(None, b"\r")  # every \r comes before \n: drop them in one pass
     cr, lf = ("\r", "\n") if isinstance(text, str) else (b"\r", b"\n")
     text = text.replace(cr + cr + lf, lf)
     while cr + lf in text:

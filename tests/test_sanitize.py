@@ -27,6 +27,12 @@ def test_bytes_are_decoded_with_replacement():
 )
 def test_line_ends_become_newlines(raw, want):
     assert clean(raw) == want
+    assert clean(raw.encode()) == want  # bytes take their own, faster path
+
+
+@given(st.lists(st.sampled_from(["a", "b", "\r", "\n"]), max_size=12).map("".join))
+def test_line_ends_are_the_same_for_bytes_and_text(raw):
+    assert clean(raw.encode()) == clean(raw)
 
 
 @pytest.mark.parametrize(
