@@ -59,7 +59,7 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
             if b.fallback:
                 progress(f"{spec.revision} vcpus={spec.vcpus}: {b.fallback}")
                 accel = "tcg"  # once KVM failed here, it will fail for the next boot too
-            seen = analysis.analyse(sanitize.clean(b.log), qemu_exited=b.exit_status is not None,
+            seen = analysis.analyse(sanitize.clean(b.log), qemu_exited=b.qemu_exited,
                                     note=b.problem)
             marks = seen.markers
             reports, why = _decoded(own_test(t.name, seen.reports, marks), spec.vmlinux)

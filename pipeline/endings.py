@@ -28,8 +28,10 @@ from pipeline.markers import Marker
 REBOOT = "unexpected-reboot"
 STOPPED = "console-stopped"
 
-# The kernel's first line: where a boot starts in a log of several.
-_BANNER_RE = re.compile(r"Linux version \d")
+# The kernel's first line: where a boot starts in a log of several. Only as a
+# kernel line (timestamped): a test that cats /proc/version starts no boot.
+# Not anchored: firmware text may share the line (its escapes are gone).
+_BANNER_RE = re.compile(r"\[ *\d+\.\d+\](?: ?\[ *[CT]\d+\])? ?Linux version \d")
 # What kernel_restart() and kernel_power_off() print on the way down.
 _GOING_DOWN_RE = re.compile(r"reboot: (?:Restarting system|Power down|machine restart)")
 # A line the guest printed: a kernel line or one of init's markers (firmware
@@ -67,10 +69,13 @@ def _boots(log: str) -> list[tuple[int, int]]:
     """(line, offset) where each boot starts, and past the last line: a boot runs from
     one kernel banner to the next (the first from the top of the log)."""
     bounds = [(0, 0)]
-    line = pos = 0
+    line = pos = seen = 0
     for m in _BANNER_RE.finditer(log):
-        begin = log.rfind("\n", 0, m.start()) + 1
-        if begin > pos:
+        # No newline since the last banner: same line as that one. Linear on any log.
+        newline = log.rfind("\n", max(pos, seen), m.start())
+        seen = m.end()
+        if newline >= 0:
+            begin = newline + 1
             line += log.count("\n", pos, begin)
             pos = begin
             bounds.append((line, begin))

@@ -49,10 +49,19 @@ class Boot:
     booted: bool  # init printed its first marker
     boot_time: float  # seconds from QEMU start to init's first marker (0 if never)
     done: bool  # init printed its last marker
-    exit_status: int | None  # QEMU's, None when kpv had to kill it
+    exit_status: int | None  # QEMU's, None when it did not exit on its own
+    killed: bool  # kpv stopped QEMU (deadline, silence, KVM failure, Ctrl-C)
     problem: str  # "" when the guest finished; else what went wrong, one line
     elapsed: float  # seconds from QEMU start to its end
     fallback: str = ""  # why KVM was given up for TCG on this boot, if it was
+
+    @property
+    def qemu_exited(self) -> bool | None:
+        """True if QEMU exited on its own (with -no-reboot: the guest reset), False if kpv
+        killed it, None if a signal from elsewhere did (the host's OOM killer, say)."""
+        if self.killed:
+            return False
+        return True if self.exit_status is not None else None
 
 
 def boot_or_fallback(m: Machine, log: BinaryIO, boot_timeout: float,
@@ -191,8 +200,8 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
     # before kpv stopped it is QEMU's own.
     status = None if killed or child.signalstatus is not None else child.exitstatus
     if not problem and not done:
-        problem = f"QEMU exited (status {status}) before the guest finished"
-        if not booted:
-            problem = f"QEMU exited (status {status}) before init started"
-    return Boot(m.accel, shlex.join(cmd), bytes(data), booted, boot_time, done, status, problem,
-                time.monotonic() - start)
+        how = (f"QEMU exited (status {status})" if status is not None
+               else f"QEMU was killed by signal {child.signalstatus}")
+        problem = f"{how} before {'the guest finished' if booted else 'init started'}"
+    return Boot(m.accel, shlex.join(cmd), bytes(data), booted, boot_time, done, status, killed,
+                problem, time.monotonic() - start)

@@ -14,7 +14,7 @@ def boot_of(name: str, done: bool = True, problem: str = "") -> tuple[vm.Boot, l
     text = sanitize.clean(raw)
     reports = console.attribute(console.parse(text), markers.parse(text))
     b = vm.Boot("tcg", "qemu-system-x86_64 ...", raw, b"@@kpv boot" in raw, 3.0, done, 0,
-                problem, 10.0)
+                False, problem, 10.0)
     return b, reports
 
 
@@ -58,14 +58,14 @@ def test_missing_end_marker_is_a_runner_error():
     cut = b.log[: b.log.index(b"@@kpv end")]
     text = sanitize.clean(cut)
     t = GuestTest("fork", ("/stress/fork",), 80)
-    case = cell.test_case(t, vm.Boot("tcg", "", cut, True, 3.0, False, None,
+    case = cell.test_case(t, vm.Boot("tcg", "", cut, True, 3.0, False, None, True,
                                      "test timed out after 110 s", 110.0),
                           markers.parse(text), [])
     assert case.status == Status.ERROR and case.message == "test timed out after 110 s"
 
 
 def test_boot_that_never_reached_init_is_an_error():
-    b = vm.Boot("tcg", "", b"", False, 0.0, False, None,
+    b = vm.Boot("tcg", "", b"", False, 0.0, False, None, True,
                 "boot timed out after 120 s with no console output", 120.0)
     case = cell.boot_case([(b, [])])
     assert case.status == Status.ERROR and "no console output" in case.message

@@ -81,3 +81,17 @@ def test_cut_inside_a_test_stops_the_console_and_before_init_says_nothing() -> N
 def test_excerpt_without_boot_marker_says_nothing() -> None:
     assert _endings(_log("old-2.6.36-circular-and-warn.excerpt")) == []
     assert _endings("") == []
+
+
+def test_only_the_kernel_banner_starts_a_boot() -> None:
+    lines = _log("v3-6.1-two-boots-clean").split("\n")
+    start = lines.index("@@kpv start stack debug_locks=1")
+    banner = lines[0][lines[0].index("Linux version"):]
+    # A test that prints /proc/version before the console stops: still the stack test's boot.
+    (got,) = _endings("\n".join([*lines[:start + 1], banner]))
+    assert (got.type, got.test) == ("console-stopped", "stack")
+    # Firmware text on the banner's line (its escapes cleaned away) does not hide it.
+    second = lines.index(lines[0], 1)
+    lines[second] = "Booting from ROM.." + lines[second]
+    cut = lines.index("@@kpv done", second)  # the second boot's init dies before `done`
+    assert [r.test for r in _endings("\n".join(lines[:cut]))] == ["stack"]

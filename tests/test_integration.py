@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import xmlschema
 from junitparser import Failure, JUnitXml, Skipped
 
-from pipeline import vm
+from pipeline import analysis, sanitize, vm
 
 ROOT = Path(__file__).resolve().parent.parent
 XSD = ROOT / "tests" / "data" / "junit-10.xsd"
@@ -254,6 +255,28 @@ def _is_zombie_gone(pid: int) -> bool:
         return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return True
+
+
+def test_qemu_killed_from_outside_is_not_blamed_on_kpv_or_the_guest(default_run, tmp_path):
+    """A QEMU the host kills (the OOM killer, say) is neither a guest reset nor kpv's stop."""
+    tag = f"kpv.victim={tmp_path.name}"
+    m = vm.Machine(default_run / "baseline" / "bzImage", default_run / "initramfs.cpio", 1, 512,
+                   1, "tcg", f"kpv.test=fork {tag}")
+    path = tmp_path / "console.log"
+    with open(path, "wb") as log, ThreadPoolExecutor(1) as pool:
+        running = pool.submit(vm.boot, m, log, 120, 120)
+        deadline = time.monotonic() + 120
+        while b"@@kpv start fork" not in path.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        subprocess.run(["pkill", "-KILL", "-f", tag], check=True)
+        b = running.result()
+    assert (b.killed, b.exit_status, b.qemu_exited) == (False, None, None)
+    assert b.problem == "QEMU was killed by signal 9 before the guest finished"
+    seen = analysis.analyse(sanitize.clean(b.log), b.qemu_exited, b.problem)
+    (stopped,) = [r for r in seen.reports if r.test == "fork"]
+    assert stopped.type == "console-stopped"
+    assert stopped.text.split("\n")[0] == ("console stopped: the log ends before init finished "
+                                           f"({b.problem})")
 
 
 def test_no_qemu_left_anywhere():

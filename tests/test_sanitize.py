@@ -21,6 +21,7 @@ def test_bytes_are_decoded_with_replacement():
     [
         ("a\r\r\nb", "a\nb"),  # serial console with the tty's extra \r
         ("a\r\nb", "a\nb"),
+        ("a" + "\r" * 5 + "\nb\r\r\r\nc", "a\nb\nc"),  # longer runs are one line end too
         ("50%\r60%", "50%\n60%"),  # progress bar
         ("a\nb", "a\nb"),
     ],
@@ -33,6 +34,12 @@ def test_line_ends_become_newlines(raw, want):
 @given(st.lists(st.sampled_from(["a", "b", "\r", "\n"]), max_size=12).map("".join))
 def test_line_ends_are_the_same_for_bytes_and_text(raw):
     assert clean(raw.encode()) == clean(raw)
+
+
+def test_a_long_run_of_carriage_returns_is_one_line_end():
+    # Linear in the run's length: a million \r take a blink, not minutes.
+    raw = "a\r" + "\r" * 1_000_000 + "\nb\rc"
+    assert clean(raw) == clean(raw.encode()) == "a\nb\nc"
 
 
 @pytest.mark.parametrize(

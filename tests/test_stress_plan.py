@@ -173,7 +173,7 @@ def test_rates_per_kind_and_median_spread_of_repeats():
 
 
 def boot(log: str) -> vm.Boot:
-    return vm.Boot("tcg", "qemu", log.encode(), True, 1.0, True, 0, "", 5.0)
+    return vm.Boot("tcg", "qemu", log.encode(), True, 1.0, True, 0, False, "", 5.0)
 
 
 def case_for(test: guest.GuestTest, lines: list[str]):
