@@ -164,11 +164,15 @@ def _fail(case: Case, reports: list[Report]) -> None:
     """One failure per case: the first report names it; each distinct report is kept once."""
     distinct: dict[str, Report] = {}
     for r in reports:
-        distinct.setdefault(r.signature or f"{r.type}:{r.title}", r)
-    # A garbled copy of a kind already shown intact (a hung task caught while
-    # running, its stack unreliable) is not another problem.
+        key = r.signature or f"{r.type}:{r.title}"
+        if key not in distinct or (distinct[key].corrupted and not r.corrupted):
+            distinct[key] = r  # the first copy, unless a later one is intact
+    # A copy without a stack of a kind already shown intact (a hung task caught
+    # while running) says nothing new; a corrupted report with a stack of its
+    # own may be another problem, and stays.
     intact = {r.type for r in distinct.values() if not r.corrupted}
-    shown = [r for r in distinct.values() if not (r.corrupted and r.type in intact)]
+    shown = [r for r in distinct.values()
+             if not (r.corrupted and not r.frames and r.type in intact)]
     case.status, case.kind = Status.FAIL, shown[0].type
     more = f" (and {len(shown) - 1} more)" if len(shown) > 1 else ""
     case.message = shown[0].title + more

@@ -41,6 +41,10 @@ _TOP_DIRS = ("arch", "block", "certs", "crypto", "drivers", "fs", "include", "in
              "ipc", "kernel", "lib", "mm", "net", "rust", "samples", "scripts", "security",
              "sound", "tools", "usr", "virt")
 _TOP_RE = re.compile(r"/(?:" + "|".join(_TOP_DIRS) + r")(?=/)")
+# A function every vmlinux has, in init/main.c: its place joins the frames'
+# when finding the tree's root, so a trace wholly inside arch/x86/ or
+# drivers/ cannot pass that subtree off as the root.
+_ANCHOR = "start_kernel"
 _TIMEOUT = 120  # seconds for nm or addr2line on a vmlinux of a few hundred MB
 _DEBUG_LINE = b".debug_line"
 
@@ -95,10 +99,10 @@ def resolve(vmlinux: Path | None, frames: Iterable[Frame], src: str | None = Non
     if why := _unusable(vmlinux):
         return Symbols(reason=why)
     try:
-        addrs, missing = _addresses(vmlinux, frames)
+        addrs, missing, anchor = _addresses(vmlinux, frames)
         if not addrs:
             return Symbols(reason=f"no symbol in vmlinux for {', '.join(missing)}")
-        lines, inlined = _addr2line(vmlinux, addrs, src)
+        lines, inlined = _addr2line(vmlinux, addrs, src, anchor)
     except (OSError, subprocess.SubprocessError, ValueError) as e:
         return Symbols(reason=f"symbolizing failed: {e}")
     unresolved = [f.text for f in frames if f.text not in lines]
@@ -163,9 +167,10 @@ def _section_names(path: Path) -> set[bytes]:
     return names
 
 
-def _addresses(vmlinux: Path, frames: list[Frame]) -> tuple[dict[int, list[str]], list[str]]:
-    """address to look up -> the frames at it; and the frames with no symbol."""
-    wanted = {f.func for f in frames}
+def _addresses(vmlinux: Path, frames: list[Frame],
+               ) -> tuple[dict[int, list[str]], list[str], int | None]:
+    """address to look up -> the frames at it; the frames with no symbol; _ANCHOR's address."""
+    wanted = {f.func for f in frames} | {_ANCHOR}
     done = subprocess.run(["nm", "-S", "--defined-only", str(vmlinux)], capture_output=True,
                           text=True, errors="replace", timeout=_TIMEOUT)
     if done.returncode != 0:
@@ -188,13 +193,14 @@ def _addresses(vmlinux: Path, frames: list[Frame]) -> tuple[dict[int, list[str]]
             continue
         back = 0 if f.exact or f.offset == 0 else 1
         addrs.setdefault(start + f.offset - back, []).append(f.text)
-    return addrs, missing
+    anchor = symbols[_ANCHOR][0][0] if _ANCHOR in symbols else None
+    return addrs, missing, anchor
 
 
-def _addr2line(vmlinux: Path, addrs: dict[int, list[str]], src: str | None,
+def _addr2line(vmlinux: Path, addrs: dict[int, list[str]], src: str | None, anchor: int | None,
                ) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     """One addr2line run for every address: frame -> file:line, frame -> inlined calls."""
-    query = "".join(f"{a:#x}\n" for a in addrs)
+    query = "".join(f"{a:#x}\n" for a in [*addrs, *([anchor] if anchor is not None else [])])
     done = subprocess.run(["addr2line", "-f", "-i", "-a", "-e", str(vmlinux)], input=query,
                           capture_output=True, text=True, errors="replace", timeout=_TIMEOUT)
     if done.returncode != 0:
@@ -250,6 +256,8 @@ def _roots(places: list[str]) -> list[str]:
     candidates = [{place[:m.start()] for m in _TOP_RE.finditer(place)} for place in places
                   # Generated headers are the build dir's (`<O>/./include/generated/...`).
                   if place.startswith("/") and "/./" not in place]
+    # An empty root would be a tree at /: rather a system header (/usr/lib/gcc/...).
+    candidates = [c - {""} for c in candidates]
     candidates = [c for c in candidates if c]
     roots = []
     while candidates:

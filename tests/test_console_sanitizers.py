@@ -103,3 +103,18 @@ def test_a_garbled_repeat_of_a_shown_kind_is_not_another_problem() -> None:
     cell._fail(case, hung)
     assert case.message == "task hung in kpv_hung_task"
     assert len(case.reports) == 1 and case.properties["reports"] == "5"
+
+
+def test_a_cut_report_with_a_stack_of_its_own_is_kept_beside_an_intact_one() -> None:
+    oob = _one("kasan", "kasan")
+    null = _one("null-deref", "kasan")
+    # The null dereference's report, cut in the middle of its call trace.
+    cut = analysis.analyse("\n".join(LINES[:null.first_line + 12])).reports
+    (garbled,) = [r for r in cut if r.first_line == null.first_line]
+    assert garbled.corrupted and garbled.frames and garbled.title == null.title
+    case = Case("fault-kasan")
+    cell._fail(case, [oob, garbled])
+    assert [r.title for r in case.reports] == [oob.title, null.title]
+    # A later intact copy of the same problem replaces a garbled first one.
+    cell._fail(case, [garbled, oob, null])
+    assert case.reports == [null, oob]

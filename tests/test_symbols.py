@@ -261,6 +261,8 @@ def test_no_frames_is_nothing_to_do() -> None:
     (["/home/kernel/linux/mm/rmap.c:1", "/home/kernel/linux/kernel/fork.c:2"],
      ["/home/kernel/linux"]),
     (["mm/mmap.c:1"], []),
+    # A tree at / is no tree: nothing to cut.
+    (["/mm/mmap.c:1"], []),
 ])
 def test_source_root(places: list[str], root: list[str]) -> None:
     assert symbols._roots(places) == root
@@ -272,3 +274,20 @@ def test_relative_paths() -> None:
     assert symbols._relative("/w/arch/x86/a.S:1", ["/b", "/w"]) == "arch/x86/a.S:1"
     assert symbols._place("??:0") == symbols._place("??:?") == ""
     assert symbols._place("/t/mm/mmap.c:12 (discriminator 3)") == "/t/mm/mmap.c:12"
+
+
+def test_a_trace_inside_one_subtree_keeps_the_tree_root(tmp_path: Path) -> None:
+    # Every frame under arch/x86/: the tree's root, not arch/x86, is what
+    # the paths lose, because start_kernel's init/main.c joins the vote.
+    tree = tmp_path / "linux"
+    sources = {"init/main.c": "void start_kernel(void) {}\nint main(void) { return 0; }\n",
+               "arch/x86/kernel/traps.c": "int exc_trap(int x)\n{\n\treturn x + 1;\n}\n"}
+    for name, text in sources.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text(text)
+    # Absolute source names, as an O= build records them.
+    subprocess.run(["gcc", "-g", "-O0", "-o", str(tmp_path / "vmlinux"),
+                    *(str(tree / n) for n in sources)], check=True)
+    frame = _frame(tmp_path / "vmlinux", "exc_trap", 4)
+    found = symbols.resolve(tmp_path / "vmlinux", symbols.frames_in(f" {frame}\n"))
+    assert found.lines[frame].rpartition(":")[0] == "arch/x86/kernel/traps.c"
