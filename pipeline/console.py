@@ -77,6 +77,22 @@ _END_TRACE = r"---\[ end (?:trace|Kernel panic)"
 # KASAN, KFENCE and UBSAN print their report between two rows of `=`.
 _END_ROW = r"^={20,}\s*$"
 
+# The message lines of UBSAN before 5.8, each group named for the kind that
+# 5.8 on prints in the header (`_` for `-`).
+_UBSAN_KINDS = (
+    r"^(?:(?P<array_index_out_of_bounds>index \S+ is out of range)"
+    r"|(?P<shift_out_of_bounds>shift exponent|left shift of)"
+    r"|(?P<signed_integer_overflow>signed integer overflow)"
+    r"|(?P<unsigned_integer_overflow>unsigned integer overflow)"
+    r"|(?P<negation_overflow>negation of)"
+    r"|(?P<division_overflow>division (?:by zero|of))"
+    r"|(?P<invalid_load>load of value)"
+    r"|(?P<null_ptr_deref>[\w ]+ null pointer of type)"
+    r"|(?P<misaligned_access>[\w ]+ misaligned address)"
+    r"|(?P<object_size_mismatch>[\w ]+ address \S+ with insufficient space)"
+    r"|(?P<unreachable>calling __builtin_unreachable)"
+    r"|(?P<variable_length_array>variable length array bound))")
+
 # Lockdep's old banners were `[ INFO: ... ]` and `[ BUG: ... ]`; 4.x on print
 # `WARNING: ...`. One alternation covers both eras and keeps rows readable.
 _LOCKDEP = r"(?:WARNING|INFO|BUG): "
@@ -193,6 +209,9 @@ FORMATS: tuple[Format, ...] = (
            r"|^Invalid free of 0x"),
     Format("ubsan", r"UBSAN: (?P<what>[\w-]+) in \S+:\d+", "UBSAN: {what} in {func}",
            skip=r"ubsan_\w+|__ubsan_\w+", end=_END_ROW),
+    # Before 5.8 the kind was not in the header but in the line after it.
+    Format("ubsan", r"UBSAN: Undefined behaviou?r in \S+:\d+", "UBSAN: {what} in {func}",
+           skip=r"ubsan_\w+|__ubsan_\w+", end=_END_ROW, detail=_UBSAN_KINDS),
     Format("bug", r"INFO: trying to register non-static key",
            "trying to register non-static key in {func}"),
     Format("bug", r"BUG: (?P<what>(?:spinlock|rwlock) .+?) on CPU", "BUG: {what} in {func}"),
@@ -572,9 +591,10 @@ def _feed_after(rep: _Report, n: int, line: _Line) -> bool:
         return False
     if rep.bump("after", after_max):
         # No end marker came: the lines kept for it are someone else's.
-        del rep.lines[len(rep.lines) - after_max:]
+        del rep.lines[len(rep.lines) - rep.counts.get("kept", 0):]
         return False
     rep.take(n, line)
+    rep.bump("kept", after_max)  # blank lines above count towards the limit, but are not kept
     if re.search(rep.fmt.end, line.body):
         rep.phase = "done"
         return False
@@ -639,12 +659,26 @@ def _banner(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
             break
         own.append((k, line))
         if _CUT_HERE in line.body:
+            # BUG_ON_DATA_CORRUPTION prints the message first, then BUG()'s cut-here.
+            said = _own_before(log, k, rep, taken, lookback.stop)
+            if said and any(p.search(said[1].body) for p, _ in MESSAGES):
+                own.append(said)
             rep.lines[:0] = [(k, ln.text) for k, ln in reversed(own)]
             return
         if len(own) == _WARN_MESSAGE_MAX + 1:
             break
     if own and _BANNER_RE.match(own[0][1].body):
         rep.lines.insert(0, (own[0][0], own[0][1].text))
+
+
+def _own_before(log: _Log, n: int, rep: _Report, taken: set[int],
+                stop: int) -> tuple[int, _Line] | None:
+    """The report's own line closest before line n (down to stop), if no other report has it."""
+    for k in range(n - 1, stop, -1):
+        line = log.line(k)
+        if rep.owns(line):
+            return None if k in taken else (k, line)
+    return None
 
 
 def _pick_func(rep: _Report) -> str:
@@ -672,8 +706,12 @@ def _title(rep: _Report, func: str) -> str:
     if rep.fmt.detail:
         found = (re.search(rep.fmt.detail, _PREFIX_RE.sub("", t, count=1)) for _, t in rep.lines)
         m = next((m for m in found if m), None)
+        found_groups = m.groupdict() if m else {}
         groups.update({k: "" for k in re.compile(rep.fmt.detail).groupindex})
-        groups.update({k: v or "" for k, v in (m.groupdict() if m else {}).items()})
+        groups.update({k: v or "" for k, v in found_groups.items()})
+        if "what" not in groups:  # the detail group that matched names the kind
+            groups["what"] = next((k.replace("_", "-") for k, v in found_groups.items() if v),
+                                  "undefined-behaviour")
     if "words" in groups:
         words = _what(groups["words"])
         groups["words"] = f": {words}" if words else ""

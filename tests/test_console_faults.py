@@ -103,3 +103,19 @@ def test_the_guest_test_that_captured_the_corpus() -> None:
     assert guest.test_needs("fault-warn") == (0, 1)
     with pytest.raises(guest.UserError):
         guest.stress_test("fault-x;reboot", 5, 1)
+
+
+def test_a_dump_that_never_closes_gives_back_only_what_it_took() -> None:
+    # Without its lock list, closing `=====` and the next report's header, the
+    # first hung-task report reads on into the next one's lines; giving them
+    # back, it keeps its own trace whole (blank lines after `</TASK>` were
+    # counted, never taken).
+    lines = TEXT.split("\n")
+    first, second = [r for r in REPORTS if r.type == "hung-task"][:2]
+    show = next(k for k in range(first.first_line, first.last_line)
+                if "Showing all locks held in the system:" in lines[k])
+    cut = [*lines[:show], *lines[first.last_line + 1:second.first_line],
+           *lines[second.first_line + 1:]]
+    got = next(r for r in console.parse("\n".join(cut)) if r.type == "hung-task")
+    assert got.text.split("\n")[-1].rstrip().endswith("</TASK>")
+    assert got.title == first.title
