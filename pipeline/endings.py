@@ -29,9 +29,13 @@ REBOOT = "unexpected-reboot"
 STOPPED = "console-stopped"
 
 # The kernel's first line: where a boot starts in a log of several. Only as a
-# kernel line (timestamped): a test that cats /proc/version starts no boot.
-# Not anchored: firmware text may share the line (its escapes are gone).
-_BANNER_RE = re.compile(r"\[ *\d+\.\d+\](?: ?\[ *[CT]\d+\])? ?Linux version \d")
+# kernel line, after a timestamp: a test that cats /proc/version starts no
+# boot. The prefix may follow firmware text on the same line (its escapes
+# gone), so it is checked backwards from each (rare) banner: a regex led by
+# `\[` would be tried at every line of the log (5x slower).
+_BANNER_RE = re.compile(r"Linux version \d")
+_STAMPED_RE = re.compile(r"\[ *\d+\.\d+\](?: ?\[ *[CT]\d+\])? ?$")
+_STAMP_MAX = 40  # characters of the longest prefix, `[12345.123456][ T12345] `
 # What kernel_restart() and kernel_power_off() print on the way down.
 _GOING_DOWN_RE = re.compile(r"reboot: (?:Restarting system|Power down|machine restart)")
 # A line the guest printed: a kernel line or one of init's markers (firmware
@@ -71,6 +75,8 @@ def _boots(log: str) -> list[tuple[int, int]]:
     bounds = [(0, 0)]
     line = pos = seen = 0
     for m in _BANNER_RE.finditer(log):
+        if not _STAMPED_RE.search(log, max(0, m.start() - _STAMP_MAX), m.start()):
+            continue
         # No newline since the last banner: same line as that one. Linear on any log.
         newline = log.rfind("\n", max(pos, seen), m.start())
         seen = m.end()
