@@ -118,3 +118,15 @@ def test_a_cut_report_with_a_stack_of_its_own_is_kept_beside_an_intact_one() -> 
     # A later intact copy of the same problem replaces a garbled first one.
     cell._fail(case, [garbled, oob, null])
     assert case.reports == [null, oob]
+
+
+def test_list_corruption_under_bug_on_data_corruption_is_the_bug_not_its_place() -> None:
+    # BUG_ON_DATA_CORRUPTION prints the message, then BUG()'s cut-here and header.
+    log = LOG.with_name("faults-6.1-bug-on-data-corruption-two-boots.log")
+    (r, warn) = analysis.analyse(sanitize.clean(log.read_bytes())).reports
+    assert (r.type, r.title) == ("list-corruption", "corrupted list in kpv_list_corruption")
+    body = _bodies(r.text)
+    assert body[0].startswith("list_del corruption, ") and "LIST_POISON1" in body[0]
+    assert body[1:3] == ["------------[ cut here ]------------",
+                         "kernel BUG at lib/list_debug.c:53!"]
+    assert warn.title == "WARNING in kpv_warn" and "list_del" not in warn.text
