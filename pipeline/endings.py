@@ -34,7 +34,8 @@ STOPPED = "console-stopped"
 # gone), so it is checked backwards from each (rare) banner: a regex led by
 # `\[` would be tried at every line of the log (5x slower).
 _BANNER_RE = re.compile(r"Linux version \d")
-_STAMPED_RE = re.compile(r"\[ *\d+\.\d+\](?: ?\[ *[CT]\d+\])? ?$")
+# \Z, not $: a timestamp alone on the line before is not the banner's own.
+_STAMPED_RE = re.compile(r"\[ *\d+\.\d+\](?: ?\[ *[CT]\d+\])? ?\Z")
 _STAMP_MAX = 40  # characters of the longest prefix, `[12345.123456][ T12345] `
 # What kernel_restart() and kernel_power_off() print on the way down.
 _GOING_DOWN_RE = re.compile(r"reboot: (?:Restarting system|Power down|machine restart)")

@@ -38,7 +38,8 @@ _PLAIN = bytes([9, 10, *range(0x20, 0x80)])
 # A \r that is not part of a line end's run of \r before \n.
 _LONE_CR_RE = re.compile(rb"\r(?![\r\n])")
 # A run of \r before \n, as str and as bytes.
-_CR_RUN_RE = {str: re.compile(r"\r+\n"), bytes: re.compile(rb"\r+\n")}
+# The lookbehind starts a match only at a run's first \r: linear on long runs without \n.
+_CR_RUN_RE = {str: re.compile(r"(?<!\r)\r+\n"), bytes: re.compile(rb"(?<!\r)\r+\n")}
 
 _NAME_RE = re.compile(r"[^A-Za-z0-9_-]")
 

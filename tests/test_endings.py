@@ -87,8 +87,12 @@ def test_only_the_kernel_banner_starts_a_boot() -> None:
     lines = _log("v3-6.1-two-boots-clean").split("\n")
     start = lines.index("@@kpv start stack debug_locks=1")
     banner = lines[0][lines[0].index("Linux version"):]
-    # A test that prints /proc/version before the console stops: still the stack test's boot.
-    (got,) = _endings("\n".join([*lines[:start + 1], banner]))
+    # A test that prints /proc/version (after a timestamp-only line) and then finishes:
+    # the same boot, which printed `done`.
+    inside = [*lines[:start + 1], "[    5.100000] ", banner, *lines[start + 1:]]
+    assert _endings("\n".join(inside)) == []
+    # Cut right after it: still the stack test's boot that stopped.
+    (got,) = _endings("\n".join(inside[:start + 3]))
     assert (got.type, got.test) == ("console-stopped", "stack")
     # Firmware text on the banner's line (its escapes cleaned away) does not hide it.
     second = lines.index(lines[0], 1)

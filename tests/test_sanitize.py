@@ -42,6 +42,12 @@ def test_a_long_run_of_carriage_returns_is_one_line_end():
     assert clean(raw) == clean(raw.encode()) == "a\nb\nc"
 
 
+def test_a_long_run_of_carriage_returns_without_a_newline_is_linear():
+    # Retrying the run from each of its \r would take hours here.
+    raw = "a\r\r\r\r\nb" + "\r" * 1_000_000 + "c"
+    assert clean(raw) == clean(raw.encode()) == "a\nb" + "\n" * 1_000_000 + "c"
+
+
 @pytest.mark.parametrize(
     ("raw", "want"),
     [
