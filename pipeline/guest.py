@@ -57,8 +57,8 @@ IDLE = "idle"  # runs nothing: the plain boot a canary must not trip
 FAULT = "fault-"  # fault-<name>: writes <name> to /proc/kpv_fault (patches/faults)
 STRESS_NG = "stress-ng"  # tests named stress-ng:<stressor>
 STRESS_NG_MIN_MEMORY_MB = 384
-# Stressors of Debian's stress-ng 0.15 that reach mm paths (see
-# ../shared/notes/stress-research.md, 3.1); others are refused.
+# Stressors of Debian's stress-ng 0.15 that reach mm paths (fork, VMA, stack,
+# NUMA and heap churn); others are refused.
 STRESS_NG_STRESSORS = (
     "fork", "forkheavy", "vfork", "vforkmany", "mmap", "mmapaddr", "mmapfixed", "mmapfork",
     "mmapmany", "mremap", "mprotect", "pagemove", "madvise", "stack", "stackmmap", "numa",

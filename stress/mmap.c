@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "range.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -65,19 +66,6 @@ static const struct kpv_option options[] = {
 	{ "corrupt", &corrupt, "1: damage one page to prove the check works" },
 };
 
-struct region {
-	char *base;		/* the churned region */
-	char *scratch;		/* same size, PROT_NONE: where mremap moves to */
-	size_t npages;
-	size_t page;
-	uint64_t *expect;	/* per page: the mark this process must see */
-};
-
-static char *page_at(const struct region *r, char *base, size_t i)
-{
-	return base + i * r->page;
-}
-
 static int count_maps(void)
 {
 	char buf[4096];
@@ -94,35 +82,10 @@ static int count_maps(void)
 	return lines;
 }
 
-static void verify_range(struct kpv_harness *h, const struct region *r,
-			 char *base, size_t first, size_t n)
-{
-	for (size_t i = first; i < first + n; i++)
-		kpv_page_check(h, page_at(r, base, i), r->page, i, r->expect[i]);
-	kpv_add(h, ST_VERIFY, n);
-}
-
-static void sign_range(struct region *r, size_t first, size_t n, uint64_t mark)
-{
-	for (size_t i = first; i < first + n; i++) {
-		kpv_page_sign(page_at(r, r->base, i), r->page, i, mark);
-		r->expect[i] = mark;
-	}
-}
-
-static void zero_then_sign(struct kpv_harness *h, struct region *r,
-			   size_t first, size_t n, uint64_t mark)
-{
-	for (size_t i = first; i < first + n; i++)
-		kpv_page_check_zero(h, page_at(r, r->base, i), r->page);
-	sign_range(r, first, n, mark);
-	verify_range(h, r, r->base, first, n);
-}
-
-static void op_mprotect(struct kpv_harness *h, struct region *r, size_t first,
+static void op_mprotect(struct kpv_harness *h, struct kpv_range *r, size_t first,
 			size_t n, uint64_t mark, int sample)
 {
-	char *addr = page_at(r, r->base, first);
+	char *addr = kpv_range_page(r, first);
 
 	if (mprotect(addr, n * r->page, PROT_READ)) {
 		kpv_errno(h, errno);
@@ -130,89 +93,58 @@ static void op_mprotect(struct kpv_harness *h, struct region *r, size_t first,
 	}
 	if (sample)
 		kpv_max(h, ST_MAX_MAPS, (uint64_t)count_maps());
-	verify_range(h, r, r->base, first, n);
+	kpv_range_check(h, r, first, n);
 	if (mprotect(addr, n * r->page, PROT_READ | PROT_WRITE)) {
 		kpv_errno(h, errno);
 		return;
 	}
-	sign_range(r, first, 1, mark);
-	verify_range(h, r, r->base, first, n);
+	kpv_range_sign(r, first, 1, mark);
+	kpv_range_check(h, r, first, n);
 	kpv_add(h, ST_MPROTECT, 1);
 }
 
-static void *move(char *from, char *to, size_t len)
-{
-	return mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-}
-
-static void op_mremap(struct kpv_harness *h, struct region *r, size_t first,
+static void op_mremap(struct kpv_harness *h, struct kpv_range *r, size_t first,
 		      size_t n)
 {
-	char *home = page_at(r, r->base, first);
-	char *away = page_at(r, r->scratch, first);
-	size_t len = n * r->page;
-	void *moved = move(home, away, len);
+	int err = kpv_range_move_back(h, r, first, n);
 
 	/* 6.1 moves one VMA at a time (EFAULT for a range spanning two, which
 	 * remap and dontneed leave behind): one page always fits. */
-	if (moved == MAP_FAILED && errno == EFAULT && n > 1) {
+	if (err == EFAULT && n > 1) {
 		kpv_add(h, ST_MREMAP_SPAN, 1);
-		n = 1;
-		len = r->page;
-		moved = move(home, away, len);
+		err = kpv_range_move_back(h, r, first, 1);
 	}
-	if (moved == MAP_FAILED) {
-		kpv_errno(h, errno);
+	if (err) {
+		kpv_errno(h, err);
 		return;
 	}
-	verify_range(h, r, r->scratch, first, n);
-	if (move(away, home, len) == MAP_FAILED) {
-		/* The range is stranded in the scratch area: every later
-		 * check of it would fail, so stop here loudly. */
-		kpv_fail(h, "mremap back to %p failed: %s", (void *)home,
-			 strerror(errno));
-		_exit(1);
-	}
-	/* Keep the scratch reserved, so nothing else lands there. */
-	if (mmap(away, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
-		 MAP_NORESERVE, -1, 0) == MAP_FAILED)
-		kpv_errno(h, errno);
-	verify_range(h, r, r->base, first, n);
 	kpv_add(h, ST_MREMAP, 1);
 }
 
-static void op_remap(struct kpv_harness *h, struct region *r, size_t first,
+static void op_remap(struct kpv_harness *h, struct kpv_range *r, size_t first,
 		     size_t n, uint64_t mark)
 {
-	char *addr = page_at(r, r->base, first);
-	size_t len = n * r->page;
+	int err = kpv_range_remap(h, r, first, n, mark);
 
-	if (munmap(addr, len)) {
-		kpv_errno(h, errno);
+	if (err) {
+		kpv_errno(h, err);
 		return;
 	}
-	if (mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
-		 MAP_FIXED, -1, 0) == MAP_FAILED) {
-		kpv_fail(h, "mmap(MAP_FIXED) at %p failed: %s", (void *)addr,
-			 strerror(errno));
-		_exit(1);
-	}
-	zero_then_sign(h, r, first, n, mark);
 	kpv_add(h, ST_REMAP, 1);
 }
 
-static void op_dontneed(struct kpv_harness *h, struct region *r, size_t first,
+static void op_dontneed(struct kpv_harness *h, struct kpv_range *r, size_t first,
 			size_t n, uint64_t mark)
 {
-	if (madvise(page_at(r, r->base, first), n * r->page, MADV_DONTNEED)) {
+	if (madvise(kpv_range_page(r, first), n * r->page, MADV_DONTNEED)) {
 		kpv_errno(h, errno);
 		return;
 	}
-	zero_then_sign(h, r, first, n, mark);
+	kpv_range_refill(h, r, first, n, mark);
 	kpv_add(h, ST_DONTNEED, 1);
 }
 
-static void worker(struct kpv_harness *h, struct region *r, uint64_t id)
+static void worker(struct kpv_harness *h, struct kpv_range *r, uint64_t id)
 {
 	size_t cells = r->npages / (size_t)cell_pages;
 	struct kpv_rng rng;
@@ -220,7 +152,7 @@ static void worker(struct kpv_harness *h, struct region *r, uint64_t id)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);	/* die with the root */
 	kpv_level(h, ST_MAX_PROCS, 1);
 	kpv_rng_init(&rng, (uint64_t)h->seed, id);
-	verify_range(h, r, r->base, 0, r->npages);
+	kpv_range_check(h, r, 0, r->npages);
 	for (uint64_t step = 1; kpv_running(h); step++) {
 		size_t cell = kpv_rng_below(&rng, cells);
 		size_t off = 1 + kpv_rng_below(&rng, (uint64_t)cell_pages - 1);
@@ -242,35 +174,27 @@ static void worker(struct kpv_harness *h, struct region *r, uint64_t id)
 			op_dontneed(h, r, first, n, mark);
 		}
 		if (step % FULL_CHECK_EVERY == 0)
-			verify_range(h, r, r->base, 0, r->npages);
+			kpv_range_check(h, r, 0, r->npages);
 	}
 	if (corrupt && id == 0)	/* just before the last check: it must see it */
-		page_at(r, r->base, r->npages / 2 + 1)[8] ^= 1; /* word 1 */
-	verify_range(h, r, r->base, 0, r->npages);
+		kpv_range_page(r, r->npages / 2 + 1)[8] ^= 1; /* word 1 */
+	kpv_range_check(h, r, 0, r->npages);
 	kpv_level(h, ST_MAX_PROCS, -1);
 	_exit(0);
 }
 
-static void setup(struct kpv_harness *h, struct region *r)
+static void setup(struct kpv_harness *h, struct kpv_range *r)
 {
-	size_t bytes = (size_t)size_mb << 20;
+	int err = kpv_range_map(r, (size_t)size_mb << 20, ST_VERIFY);
 
-	r->page = (size_t)sysconf(_SC_PAGESIZE);
-	r->npages = bytes / r->page;
-	r->base = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	r->scratch = mmap(NULL, bytes, PROT_NONE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	r->expect = calloc(r->npages, sizeof(*r->expect));
-	if (r->base == MAP_FAILED || r->scratch == MAP_FAILED || !r->expect) {
-		perror("mmap: region");
+	if (err) {
+		fprintf(stderr, "mmap: region: %s\n", strerror(err));
 		exit(2);
 	}
-	sign_range(r, 0, r->npages, 1);
 	/* The read-only first page of every cell keeps the cells apart:
 	 * without it the whole region would merge back into one VMA. */
 	for (size_t c = 0; c < r->npages; c += (size_t)cell_pages)
-		if (mprotect(page_at(r, r->base, c), r->page, PROT_READ)) {
+		if (mprotect(kpv_range_page(r, c), r->page, PROT_READ)) {
 			perror("mmap: cutting cells");
 			exit(2);
 		}
@@ -280,7 +204,7 @@ static void setup(struct kpv_harness *h, struct region *r)
 int main(int argc, char **argv)
 {
 	struct kpv_harness h;
-	struct region r = { 0 };
+	struct kpv_range r = { 0 };
 	pid_t pids[MAX_PROCS];
 
 	kpv_init(&h, "mmap", argc, argv, options,
@@ -304,6 +228,6 @@ int main(int argc, char **argv)
 		if (pids[k] > 0)
 			kpv_reap(&h, pids[k], "worker");
 	/* The workers' writes were their own: the root still sees its marks. */
-	verify_range(&h, &r, r.base, 0, r.npages);
+	kpv_range_check(&h, &r, 0, r.npages);
 	return kpv_finish(&h);
 }

@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "range.h"
 #include "numa.h"
 
 #include <errno.h>
@@ -95,9 +96,7 @@ struct shared {
 };
 
 struct race {
-	char *base, *scratch;
-	size_t npages, page;
-	uint64_t *expect;
+	struct kpv_range range;	/* R */
 	struct shared *sh;
 	int nodes;
 	pid_t churners[MAX_WIDTH];
@@ -124,96 +123,51 @@ static int barrier(struct kpv_harness *h, struct shared *sh, uint32_t parties)
 	return 1;
 }
 
-static char *page_at(const struct race *r, char *base, size_t i)
-{
-	return base + i * r->page;
-}
-
-static void verify(struct kpv_harness *h, const struct race *r, char *base,
-		   size_t first, size_t n)
-{
-	for (size_t i = first; i < first + n; i++)
-		kpv_page_check(h, page_at(r, base, i), r->page, i, r->expect[i]);
-	kpv_add(h, ST_VERIFY, n);
-}
-
-static void sign(struct race *r, size_t first, size_t n, uint64_t mark)
-{
-	for (size_t i = first; i < first + n; i++) {
-		kpv_page_sign(page_at(r, r->base, i), r->page, i, mark);
-		r->expect[i] = mark;
-	}
-}
-
-static void *move(char *from, char *to, size_t len)
-{
-	return mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-}
-
 /* --- churner side ------------------------------------------------------ */
 
-static void churn_mprotect(struct kpv_harness *h, struct race *r, size_t first,
-			   size_t n)
+static void churn_mprotect(struct kpv_harness *h, struct kpv_range *r,
+			   size_t first, size_t n)
 {
-	char *addr = page_at(r, r->base, first);
+	char *addr = kpv_range_page(r, first);
 
 	if (mprotect(addr, n * r->page, PROT_READ) ||
 	    mprotect(addr, n * r->page, PROT_READ | PROT_WRITE)) {
 		kpv_errno(h, errno);
 		return;
 	}
-	verify(h, r, r->base, first, n);
+	kpv_range_check(h, r, first, n);
 	kpv_add(h, ST_MPROTECT, 1);
 }
 
-static void churn_mremap(struct kpv_harness *h, struct race *r, size_t first)
+static void churn_mremap(struct kpv_harness *h, struct kpv_range *r,
+			 size_t first)
 {
 	/* One page: always inside one VMA, which 6.1's mremap needs. */
-	char *home = page_at(r, r->base, first);
-	char *away = page_at(r, r->scratch, first);
+	int err = kpv_range_move_back(h, r, first, 1);
 
-	if (move(home, away, r->page) == MAP_FAILED) {
-		kpv_errno(h, errno);
+	if (err) {
+		kpv_errno(h, err);
 		return;
 	}
-	verify(h, r, r->scratch, first, 1);
-	if (move(away, home, r->page) == MAP_FAILED) {
-		kpv_fail(h, "mremap back to %p failed: %s", (void *)home,
-			 strerror(errno));
-		_exit(1);
-	}
-	if (mmap(away, r->page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
-		 MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED)
-		kpv_errno(h, errno);
-	verify(h, r, r->base, first, 1);
 	kpv_add(h, ST_MREMAP, 1);
 }
 
-static void churn_remap(struct kpv_harness *h, struct race *r, size_t first,
-			size_t n, uint64_t mark)
+static void churn_remap(struct kpv_harness *h, struct kpv_range *r,
+			size_t first, size_t n, uint64_t mark)
 {
-	char *addr = page_at(r, r->base, first);
+	int err = kpv_range_remap(h, r, first, n, mark);
 
-	if (munmap(addr, n * r->page)) {
-		kpv_errno(h, errno);
+	if (err) {
+		kpv_errno(h, err);
 		return;
 	}
-	if (mmap(addr, n * r->page, PROT_READ | PROT_WRITE, MAP_PRIVATE |
-		 MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
-		kpv_fail(h, "mmap(MAP_FIXED) at %p failed: %s", (void *)addr,
-			 strerror(errno));
-		_exit(1);
-	}
-	for (size_t i = first; i < first + n; i++)
-		kpv_page_check_zero(h, page_at(r, r->base, i), r->page);
-	sign(r, first, n, mark);
-	verify(h, r, r->base, first, n);
 	kpv_add(h, ST_REMAP, 1);
 }
 
 /* A one-page MAP_GROWSDOWN mapping at the top of an empty hole, grown one
  * page per fault (expand_downwards), verified, then unmapped. */
-static void churn_growsdown(struct kpv_harness *h, struct race *r, uint64_t mark)
+static void churn_growsdown(struct kpv_harness *h, const struct kpv_range *r,
+			    uint64_t mark)
 {
 	char *hole = mmap(NULL, HOLE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
 			  MAP_NORESERVE, -1, 0);
@@ -251,15 +205,15 @@ static __attribute__((noinline)) uint64_t recurse(int depth)
 }
 
 /* A child that grows its copy of the stack and COW-writes R, then exits. */
-static void churn_fork(struct kpv_harness *h, struct race *r, size_t first)
+static void churn_fork(struct kpv_harness *h, struct kpv_range *r, size_t first)
 {
 	pid_t pid = fork();
 	int status;
 
 	if (pid == 0) {
 		recurse(64);	/* 256 KiB below the inherited frames */
-		sign(r, first, 1, 0xc0ffee);
-		verify(h, r, r->base, first, 1);
+		kpv_range_sign(r, first, 1, 0xc0ffee);
+		kpv_range_check(h, r, first, 1);
 		_exit(0);
 	}
 	if (pid < 0) {
@@ -273,8 +227,9 @@ static void churn_fork(struct kpv_harness *h, struct race *r, size_t first)
 	kpv_add(h, ST_FORK, 1);
 }
 
-static void churner(struct kpv_harness *h, struct race *r, uint64_t id)
+static void churner(struct kpv_harness *h, struct race *rc, uint64_t id)
 {
+	struct kpv_range *r = &rc->range;
 	struct kpv_rng rng;
 	uint64_t step = 0;
 
@@ -282,7 +237,7 @@ static void churner(struct kpv_harness *h, struct race *r, uint64_t id)
 	kpv_level(h, ST_MAX_PROCS, 1);
 	kpv_pin(kpv_ncpus() > 1 ? 1 + (int)(id % (uint64_t)(kpv_ncpus() - 1)) : 0);
 	kpv_rng_init(&rng, (uint64_t)h->seed, id + 1);
-	while (barrier(h, r->sh, (uint32_t)width + 1)) {
+	while (barrier(h, rc->sh, (uint32_t)width + 1)) {
 		uint64_t end = kpv_now_ns() + (uint64_t)burst_ms * 1000000ull;
 
 		while (kpv_now_ns() < end && kpv_running(h)) {
@@ -297,23 +252,23 @@ static void churner(struct kpv_harness *h, struct race *r, uint64_t id)
 			case 3: churn_growsdown(h, r, mark); break;
 			case 4: churn_fork(h, r, first); break;
 			default:
-				sign(r, first, 1, mark);
-				verify(h, r, r->base, first, 1);
+				kpv_range_sign(r, first, 1, mark);
+				kpv_range_check(h, r, first, 1);
 				kpv_add(h, ST_COW, 1);
 			}
-			__atomic_add_fetch(&r->sh->churn_work, 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&rc->sh->churn_work, 1, __ATOMIC_RELAXED);
 		}
 	}
 	if (corrupt && id == 0)	/* just before the last check: it must see it */
-		page_at(r, r->base, r->npages / 2)[8] ^= 1;
-	verify(h, r, r->base, 0, r->npages);
+		kpv_range_page(r, r->npages / 2)[8] ^= 1;
+	kpv_range_check(h, r, 0, r->npages);
 	kpv_level(h, ST_MAX_PROCS, -1);
 	_exit(0);
 }
 
 /* --- walker side (the root) -------------------------------------------- */
 
-static void walk_move_pages(struct kpv_harness *h, struct race *r,
+static void walk_move_pages(struct kpv_harness *h, const struct kpv_range *r,
 			    struct kpv_rng *rng, int node)
 {
 	static void *pages[MAX_BATCH];
@@ -322,7 +277,7 @@ static void walk_move_pages(struct kpv_harness *h, struct race *r,
 
 	for (long k = 0; k < batch; k++) {
 		index[k] = kpv_rng_below(rng, r->npages);
-		pages[k] = page_at(r, r->base, index[k]);
+		pages[k] = kpv_range_page(r, index[k]);
 		nodes[k] = node;
 		status[k] = -1000000;
 	}
@@ -355,7 +310,7 @@ static void walker(struct kpv_harness *h, struct race *r)
 			int node = (int)(++step % (uint64_t)r->nodes);
 
 			if (step % 4) {
-				walk_move_pages(h, r, &rng, node);
+				walk_move_pages(h, &r->range, &rng, node);
 			} else {
 				pid_t pid = r->churners[kpv_rng_below(&rng, (uint64_t)width)];
 
@@ -382,25 +337,18 @@ static void walker(struct kpv_harness *h, struct race *r)
 
 static void setup(struct kpv_harness *h, struct race *r)
 {
-	size_t bytes = (size_t)size_mb << 20;
+	int err = kpv_range_map(&r->range, (size_t)size_mb << 20, ST_VERIFY);
 
-	r->page = (size_t)sysconf(_SC_PAGESIZE);
-	r->npages = bytes / r->page;
 	r->nodes = kpv_nodes();
 	kpv_max(h, ST_NODES, (uint64_t)r->nodes);
-	r->base = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	r->scratch = mmap(NULL, bytes, PROT_NONE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	r->sh = mmap(NULL, sizeof(*r->sh), PROT_READ | PROT_WRITE,
 		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	r->expect = calloc(r->npages, sizeof(uint64_t));
-	if (r->base == MAP_FAILED || r->scratch == MAP_FAILED ||
-	    r->sh == MAP_FAILED || !r->expect) {
-		perror("race: setup");
+	if (!err && r->sh == MAP_FAILED)
+		err = errno;
+	if (err) {
+		fprintf(stderr, "race: setup: %s\n", strerror(err));
 		exit(2);
 	}
-	sign(r, 0, r->npages, 1);
 }
 
 int main(int argc, char **argv)
@@ -441,6 +389,6 @@ int main(int argc, char **argv)
 			kpv_fail(&h, "churner %d ended with status %#x",
 				 r.churners[k], status);
 	}
-	verify(&h, &r, r.base, 0, r.npages);
+	kpv_range_check(&h, &r.range, 0, r.range.npages);
 	return kpv_finish(&h);
 }

@@ -9,7 +9,7 @@ from pipeline import quoted, series, udiff
 from pipeline.errors import UserError
 from tests.series_util import run_kpv
 
-# A copy of ../shared/seed/anon-vma-rfc-thread.txt (public linux-kernel archive text).
+# The April 2010 RFC thread as the public linux-kernel archive has it.
 THREAD = Path(__file__).resolve().parent / "data" / "series" / "anon-vma-rfc-thread.txt"
 V2_FILES = ["include/linux/mm_types.h", "include/linux/rmap.h", "kernel/fork.c",
             "mm/init-mm.c", "mm/mmap.c", "mm/rmap.c"]
