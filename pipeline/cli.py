@@ -1,11 +1,13 @@
 """The `kpv` command. Exit codes: 0 all passed, 1 the kernel or series failed,
-2 kpv could not do its job (bad input, missing tool, QEMU died), 130 interrupted.
+2 kpv could not do its job (bad input, missing tool, QEMU died), 130 interrupted,
+141 the reader of its output went away (`kpv parse LOG | head`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -29,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kpv: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Point stdout at /dev/null, or flushing it at exit fails once more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -162,14 +168,23 @@ def _cmd_parse(args: argparse.Namespace) -> int:
         rows = [{**asdict(r), "lines": s.lines} for r, s in zip(reports, decoded, strict=True)]
         print(json.dumps(rows, indent=1))
     else:
+        first_seen: dict[str, int] = {}
         for r, s in zip(reports, decoded, strict=True):
             where = f"test {r.test}" if r.test else "boot"
-            flag = " [corrupted]" if r.corrupted else ""
-            print(f"{r.type}: {r.title} ({where}, line {r.first_line + 1}){flag}")
-            for frame, line in s.lines.items():
-                print(f"    {frame}  {line}")
+            line = r.first_line + 1
+            flag = f" [corrupted: {r.reason}]" if r.corrupted else ""
+            again = f", same as line {first_seen[r.signature]}" if r.signature in first_seen \
+                else ""
+            first_seen.setdefault(r.signature, line)
+            print(f"{r.type}: {r.title} ({where}, line {line}{again}){flag}")
+            if r.chain:  # printed from the highest -> #n down to #0
+                links = [f"#{len(r.chain) - 1 - i} {lock}" for i, lock in enumerate(r.chain)]
+                print(f"    chain: {', '.join(links)}")
+            for frame, where_in in s.lines.items():
+                print(f"    {frame}  {where_in}")
             if args.vmlinux and s.reason:
                 print(f"    (symbols: {s.reason})")
+        print(f"{len(reports)} report(s), {len(first_seen)} distinct")
     return 1 if reports else 0
 
 

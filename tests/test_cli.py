@@ -1,6 +1,8 @@
 """The CLI's bad-input paths that need no kernel: each a clear error, exit 2."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from pipeline.cli import main
@@ -60,3 +62,26 @@ def test_parse_says_why_frames_have_no_lines(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "lockdep-circular: possible deadlock in expand_downwards" in out
     assert "(symbols: " in out
+
+
+def test_parse_text_shows_the_chain_and_which_reports_repeat(capsys):
+    log = Path(__file__).parent / "data" / "console" / "v2-buildfix-6.1-two-boots-circular.log"
+    assert main(["parse", str(log)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "lockdep-circular: possible deadlock in expand_downwards (boot, line 210)",
+        "    chain: #1 &mm->anon_vma_chain_lock, #0 &anon_vma->rwsem",
+        "lockdep-circular: possible deadlock in expand_downwards (boot, line 521, "
+        "same as line 210)",
+        "    chain: #1 &mm->anon_vma_chain_lock, #0 &anon_vma->rwsem",
+        "2 report(s), 1 distinct",
+    ]
+
+
+def test_parse_into_a_closed_pipe_ends_quietly():
+    log = Path(__file__).parent / "data" / "console" / "faults-6.1-sanitizers-eighteen-boots.log"
+    kpv = subprocess.Popen([sys.executable, "-m", "pipeline", "parse", "--json", str(log)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    kpv.stdout.read(1)
+    kpv.stdout.close()  # as `| head -c1` does
+    assert kpv.wait(timeout=60) == 141
+    assert kpv.stderr.read() == b""
