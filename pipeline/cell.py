@@ -67,10 +67,10 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
                 suite.properties.setdefault("symbols", why)
             boots.append((b, reports))
             cases.append(test_case(t, b, marks, [r for r in reports if r.test == t.name]))
-    first = boots[0][0]
     suite.properties.update({"accel": accel, "qemu_command": boots[-1][0].command})
-    if first.fallback:
-        suite.properties["accel_fallback"] = first.fallback
+    fallback = next((b.fallback for b, _ in boots if b.fallback), "")
+    if fallback:
+        suite.properties["accel_fallback"] = fallback
     suite.cases = [boot_case(boots), *cases]
     for c in suite.cases:
         c.artifacts.append(f"{cell_dir}/console.log")

@@ -16,18 +16,27 @@ from pathlib import Path
 
 from pipeline.errors import InfraError, UserError
 
-ARCH = "x86_64"  # not the default ARCH=x86: see design.md on 64-bit mm options
+# With make's default ARCH=x86, tinyconfig plus a 64-bit fragment ends with other
+# mm options (5-level paging, VMAP_STACK, SPARSEMEM_VMEMMAP) than with x86_64.
+ARCH = "x86_64"
 
 _SET_RE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _UNSET_RE = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 
 
+# Kconfig's parser names the file and line: "mm/Kconfig:1190: syntax error".
+_PARSE_ERROR_RE = re.compile(r"^\S+:\d+: .+$", re.M)
+
+
 @dataclass(frozen=True)
 class ConfigResult:
-    ok: bool
-    config: Path  # the generated .config
+    config: Path  # the generated .config (absent when a command failed)
     unmet: tuple[str, ...]  # "CONFIG_X: wanted y, got n (from lockdep.config)"
-    log: str  # every command and its output
+    error: str = ""  # the command that failed and its first error: the tree's Kconfig is broken
+
+    @property
+    def ok(self) -> bool:
+        return not self.unmet and not self.error
 
 
 def read_config(text: str) -> dict[str, str]:
@@ -71,6 +80,7 @@ def generate(
     """base config + fragments + olddefconfig in gen_dir, then verify."""
     want = requested(fragments)
     gen_dir.mkdir(parents=True, exist_ok=True)
+    (gen_dir / ".config").unlink(missing_ok=True)  # never an earlier revision's, if a step fails
     log: list[str] = []
     steps = [
         ["make", "-s", "-C", str(tree), f"O={gen_dir}", f"ARCH={ARCH}", base],
@@ -78,32 +88,39 @@ def generate(
          str(gen_dir / ".config"), *map(str, fragments)],
         ["make", "-s", "-C", str(tree), f"O={gen_dir}", f"ARCH={ARCH}", "olddefconfig"],
     ]
-    for cmd in steps:
-        _run(cmd, tree, log)
-    log_path.write_text("".join(log))
+    try:
+        for cmd in steps:
+            error = _run(cmd, tree, log)
+            if error:
+                return ConfigResult(gen_dir / ".config", (), error)
+    finally:
+        log_path.write_text("".join(log))
     final = read_config((gen_dir / ".config").read_text())
-    unmet = verify(want, final)
-    return ConfigResult(not unmet, gen_dir / ".config", unmet, "".join(log))
+    return ConfigResult(gen_dir / ".config", verify(want, final))
 
 
-def _run(cmd: list[str], cwd: Path, log: list[str]) -> None:
+def _run(cmd: list[str], cwd: Path, log: list[str]) -> str:
+    """Run one step, logging it; "" or what went wrong."""
     log.append("$ " + " ".join(cmd) + "\n")
     try:
         p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
                            env={**os.environ, "ARCH": ARCH})
     except FileNotFoundError as e:
         raise InfraError(f"{cmd[0]}: not found ({e.strerror}): install build-essential") from None
-    log.append(p.stdout + p.stderr)
-    if p.returncode != 0:
-        tail = (p.stdout + p.stderr).strip().splitlines()[-5:]
-        raise InfraError(f"{' '.join(cmd[:6])} failed (exit {p.returncode}): " + " | ".join(tail))
+    out = p.stdout + p.stderr
+    log.append(out)
+    if p.returncode == 0:
+        return ""
+    # A patch can break Kconfig: that is the series' failure, reported like a build error.
+    m = _PARSE_ERROR_RE.search(out)
+    first = m.group(0) if m else " | ".join(out.strip().splitlines()[-3:])
+    step = cmd[-1] if cmd[0] == "make" else Path(cmd[0]).name
+    return f"{step} failed (exit {p.returncode}): {first}"
 
 
-def install(config: Path, build_dir: Path) -> bool:
-    """Copy the config into the build dir when it differs; True when it changed."""
+def install(config: Path, build_dir: Path) -> None:
+    """Copy the config into the build dir when it differs: an unchanged one rebuilds nothing."""
     build_dir.mkdir(parents=True, exist_ok=True)
     dest = build_dir / ".config"
-    if dest.exists() and filecmp.cmp(config, dest, shallow=False):
-        return False
-    shutil.copyfile(config, dest)
-    return True
+    if not (dest.exists() and filecmp.cmp(config, dest, shallow=False)):
+        shutil.copyfile(config, dest)

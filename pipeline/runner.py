@@ -124,15 +124,20 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     t0 = time.monotonic()
     conf = kconfig.generate(ctx.worktree, ctx.gen_dir, ctx.job.kconfig_base, ctx.job.fragments,
                             rdir / "kconfig.log")
-    shutil.copyfile(conf.config, rdir / ".config")
-    case = Case("kconfig", time=time.monotonic() - t0, artifacts=[f"{rev.name}/.config"])
-    if not conf.ok:
+    case = Case("kconfig", time=time.monotonic() - t0, artifacts=[f"{rev.name}/kconfig.log"])
+    if conf.config.exists():
+        shutil.copyfile(conf.config, rdir / ".config")
+        case.artifacts.append(f"{rev.name}/.config")
+    if conf.error:
+        _set(case, Status.FAIL, "kconfig-error", conf.error, (rdir / "kconfig.log").read_text())
+    elif conf.unmet:
         msg = f"{len(conf.unmet)} requested options did not stick: {conf.unmet[0]}"
         _set(case, Status.FAIL, "kconfig-error", msg, "\n".join(conf.unmet))
     suite.cases.append(case)
     _stage_time(run, "kconfig", t0)
     if not conf.ok:
-        return _skip_rest(suite, "not built: the config is not what was asked for", ("build",))
+        why = "no config" if conf.error else "the config is not what was asked for"
+        return _skip_rest(suite, f"not built: {why}", ("build",))
     kconfig.install(conf.config, ctx.build_dir)
 
     progress(f"{rev.name}: build (make -j bzImage)")

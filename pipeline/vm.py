@@ -23,8 +23,10 @@ from pipeline.errors import InfraError
 QEMU = "qemu-system-x86_64"
 _BOOTED = b"@@kpv boot"
 _DONE = b"@@kpv done"
+_BANNER = b"Linux version "
 # Ways a KVM guest says the host cannot really run it (nested virt without vmx).
 _KVM_BROKEN = (b"KVM internal error", b"emulation failure")
+_NEEDLE_MAX = max(len(s) for s in (_BOOTED, _DONE, *_KVM_BROKEN))
 # A KVM guest that has printed nothing by then is hung at kernel entry: even
 # under TCG the kernel prints its banner within a couple of seconds.
 KVM_WATCHDOG = 20.0
@@ -66,16 +68,22 @@ class Boot:
 
 def boot_or_fallback(m: Machine, log: BinaryIO, boot_timeout: float,
                      run_timeout: float) -> Boot:
-    """boot(), and under KVM a watchdog: a KVM guest that never reached init (silent, an
-    emulation failure, QEMU refusing /dev/kvm) is booted again under TCG."""
+    """boot(), and under KVM a watchdog: a KVM guest that failed for KVM's sake (silent,
+    an emulation failure, QEMU refusing /dev/kvm) is booted again under TCG."""
     if m.accel != "kvm":
         return boot(m, log, boot_timeout, run_timeout)
     b = boot(m, log, boot_timeout, run_timeout, silence_timeout=KVM_WATCHDOG)
-    if b.booted:
-        return b
+    if b.booted or not kvm_at_fault(b.log):
+        return b  # a kernel that panics or hangs on its way to init is the kernel's fault
     why = b.problem or "KVM guest did not start"
     tcg = boot(replace(m, accel="tcg"), log, boot_timeout, run_timeout)
     return replace(tcg, fallback=f"{why}: rebooted under TCG")
+
+
+def kvm_at_fault(log: bytes) -> bool:
+    """Whether a KVM boot that never reached init failed because of KVM: the kernel never
+    printed its banner (a guest hung at entry, QEMU refusing /dev/kvm), or KVM said so."""
+    return _BANNER not in log or any(s in log for s in _KVM_BROKEN)
 
 
 def qemu_binary() -> str:
@@ -183,7 +191,7 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
                 break
             log.write(chunk)
             log.flush()
-            tail_from = max(0, len(data) - 16)
+            tail_from = max(0, len(data) - _NEEDLE_MAX + 1)
             data += chunk
             window = bytes(data[tail_from:])
             if not booted and _BOOTED in window:

@@ -215,6 +215,23 @@ def test_kconfig_option_that_cannot_be_set(tmp_path):
     assert "CONFIG_64BIT: wanted n, got y (from impossible.config)" in body
 
 
+def test_patch_that_breaks_kconfig_fails_its_revision(tmp_path):
+    series = tmp_path / "series" / "broken"
+    series.mkdir(parents=True)
+    patch = ROOT / "tests" / "data" / "series" / "kconfig-broken"
+    for p in patch.glob("*.patch"):
+        (series / p.name).write_text(p.read_text())
+    p = kpv("run", "--series", str(tmp_path / "series"), "--revisions", "broken", "--vcpus", "1",
+            "--out", str(tmp_path / "out"))
+    assert p.returncode == 1, p.stderr  # the series failed; kpv did its job
+    c = cases(tmp_path / "out")
+    r = result_of(c[("kpv.broken", "kconfig")])
+    assert isinstance(r, Failure) and r.type == "kconfig-error"
+    assert r.message == "tinyconfig failed (exit 2): mm/Kconfig:1190: syntax error"
+    assert isinstance(result_of(c[("kpv.broken", "build")]), Skipped)
+    assert not (tmp_path / "out" / "broken" / ".config").exists()
+
+
 def test_ctrl_c_leaves_no_qemu_and_keeps_results(default_run, tmp_path):
     """Interrupt during a boot: QEMU is gone, the console and results are on disk."""
     out = tmp_path / "out"
@@ -279,13 +296,6 @@ def test_qemu_killed_from_outside_is_not_blamed_on_kpv_or_the_guest(default_run,
                                            f"({b.problem})")
 
 
-def test_no_qemu_left_anywhere():
-    # Runs last in this module: nothing kpv started may outlive it.
-    time.sleep(1)
-    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64"], capture_output=True, text=True)
-    assert out.stdout.strip() == "", out.stdout
-
-
 def test_kvm_watchdog_falls_back_to_tcg(default_run, tmp_path):
     """Where /dev/kvm exists but cannot run guests (nested, no vmx), boot still succeeds."""
     if not Path("/dev/kvm").exists():
@@ -299,3 +309,11 @@ def test_kvm_watchdog_falls_back_to_tcg(default_run, tmp_path):
         assert b.accel == "kvm" and not b.fallback
     else:
         assert b.accel == "tcg" and "rebooted under TCG" in b.fallback
+
+
+def test_no_qemu_left_anywhere():
+    # Runs last in this module: no guest kpv started (each has kpv.test= on its
+    # command line) may outlive it.
+    time.sleep(1)
+    out = subprocess.run(["pgrep", "-af", "kpv[.]test="], capture_output=True, text=True)
+    assert out.stdout.strip() == "", out.stdout

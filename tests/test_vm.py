@@ -2,7 +2,12 @@
 
 from pathlib import Path
 
+import pytest
+
 from pipeline import vm
+from pipeline.errors import InfraError
+
+DATA = Path(__file__).parent / "data" / "console"
 
 
 def machine(vcpus: int, nodes: int = 2) -> vm.Machine:
@@ -38,4 +43,19 @@ def test_uneven_vcpus_get_a_socket_each():
 def test_tcg_requested_and_probe_reason():
     assert vm.probe_accel("tcg") == ("tcg", "TCG requested")
     accel, why = vm.probe_accel("auto")
-    assert accel in ("kvm", "tcg") and why
+    if accel == "kvm":
+        assert why == "KVM usable" and vm.probe_accel("kvm") == ("kvm", "KVM usable")
+    else:
+        # Said in the run's properties: timings under TCG are not KVM's.
+        assert why.startswith("KVM not usable (") and why.endswith("not KVM timings")
+        with pytest.raises(InfraError, match="--accel kvm: KVM is not usable here: "):
+            vm.probe_accel("kvm")
+
+
+def test_only_a_kvm_failure_sends_a_boot_to_tcg():
+    # A console kpv captured: the kernel printed its banner, then panicked. Its fault.
+    panicked = (DATA / "faults-6.1-sanitizers-eighteen-boots.log").read_bytes()
+    assert b"Kernel panic" in panicked and not vm.kvm_at_fault(panicked)
+    assert vm.kvm_at_fault(b"")  # the watchdog's case: silent at kernel entry
+    assert vm.kvm_at_fault(b"qemu-system-x86_64: failed to initialize kvm: Permission denied\r\n")
+    assert vm.kvm_at_fault(panicked + b"KVM internal error. Suberror: 1\r\nemulation failure\r\n")

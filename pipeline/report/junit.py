@@ -1,6 +1,6 @@
 """JUnit XML from a Run, valid against the Jenkins xUnit junit-10.xsd.
 
-Layout (design.md "JUnit layout"): <testsuites> holds one <testsuite> per
+Layout: <testsuites> holds one <testsuite> per
 Suite; each Case is a <testcase classname=<suite> name=<case>>. FAIL is a
 <failure>, ERROR an <error>, SKIP a <skipped>. junit-10.xsd forbids
 <properties> in a testcase, so a case's properties, its lockdep state and its
