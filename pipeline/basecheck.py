@@ -22,10 +22,6 @@ class BaseCheck:
     absent: tuple[str, ...]  # paths the series changes that the base lacks
     unknown: tuple[str, ...]  # paths whose patch carries no index line
 
-    @property
-    def fits(self) -> bool:
-        return not self.differing and not self.absent
-
     def summary(self) -> str:
         parts = [f"{len(self.matching)} file(s) match the base"]
         if self.differing:

@@ -16,9 +16,9 @@ from pipeline.console import Report
 from pipeline.guest import GuestTest
 from pipeline.results import Case, Status, Suite
 
-_EXIT_TIMEOUT = (124, 143)
+_EXIT_TIMEOUT = (124, 143)  # busybox timeout's own status, and SIGTERM's
 # "lockdep is turned off" and friends say a test was not checked; they are not a bug found.
-LOCKDEP_OFF = "lockdep-off"  # busybox timeout's own status, and SIGTERM's
+LOCKDEP_OFF = "lockdep-off"
 
 
 @dataclass(frozen=True)

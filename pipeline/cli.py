@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("job", nargs="?", type=Path, default=DEFAULT_JOB,
                    help="job file (default: jobs/anon-vma.toml)")
     r.add_argument("--tree", help='"debian:linux-source-6.1" or a kernel git checkout')
-    r.add_argument("--series", help="series source (a folder of revisions)")
+    r.add_argument("--series", help="series source: a folder, mbox, patch, Message-ID, "
+                   "lore URL or pw:<id> (see kpv series --help)")
     r.add_argument("--revisions", type=_names, help="comma-separated, e.g. baseline,v1")
     r.add_argument("--vcpus", type=_ints, help="comma-separated vCPU counts, e.g. 1,2,4")
     r.add_argument("--tests", type=_names, help="comma-separated test names")
@@ -180,8 +181,8 @@ def _cmd_parse(args: argparse.Namespace) -> int:
             if r.chain:  # printed from the highest -> #n down to #0
                 links = [f"#{len(r.chain) - 1 - i} {lock}" for i, lock in enumerate(r.chain)]
                 print(f"    chain: {', '.join(links)}")
-            for frame, where_in in s.lines.items():
-                print(f"    {frame}  {where_in}")
+            for frame in s.lines:
+                print(f"    {frame}  {symbols.describe(frame, s)}")
             if args.vmlinux and s.reason:
                 print(f"    (symbols: {s.reason})")
         print(f"{len(reports)} report(s), {len(first_seen)} distinct")
@@ -194,7 +195,8 @@ def _cmd_series(args: argparse.Namespace) -> int:
     ser = series.load(args.source, refresh=args.refresh)
     revs = [series.describe(r) for r in ser.revisions]
     if args.json:
-        print(json.dumps({"name": ser.name, "source": ser.source, "revisions": revs}, indent=1))
+        print(json.dumps({"name": ser.name, "source": ser.source, "record": ser.record,
+                          "revisions": revs}, indent=1))
         return 0
     for r in revs:
         label = " [QUOTED in a reply, not the author's mail]" if r["quoted"] else ""

@@ -1,11 +1,12 @@
 """Kernel reports in a console log: what, where, which test.
 
 parse(log) finds every report (lockdep splat, BUG, WARNING, oops, panic,
-lockup, hung task, RCU stall) and names it `<what> in <function>`, the way
-syzkaller's pkg/report titles them, so one bug gets one title across runs,
-vCPU counts and kernel eras (2.6.3x and 6.x print the same report
-differently). attribute() hands each report to the test whose markers
-enclose it. Both are pure: no I/O, and they never raise on any input.
+lockup, hung task, RCU stall, KASAN, KFENCE, UBSAN, list corruption) and
+names it `<what> in <function>`, the way syzkaller's pkg/report titles
+them, so one bug gets one title across runs, vCPU counts and kernel eras
+(2.6.3x and 6.x print the same report differently). attribute() hands
+each report to the test whose markers enclose it. Both are pure: no I/O,
+and they never raise on any input.
 
 How a report is found:
   1. One regex over the whole log finds the few lines that could start a
@@ -102,12 +103,12 @@ _LOCKDEP = r"(?:WARNING|INFO|BUG): "
 _LOCKDEP_TAIL = (r"^\s*(?:-{5,}|\S+ #\d+|\S+/\d+ is leaving|\d+ locks? held by|no locks held by"
                  r"|#\d+: )")
 
-# Frames that schedule away rather than wait on something: a hung task or a
-# sleeping-in-atomic report names the caller that went to sleep.
 # The allocator's might_sleep checks: the caller asked for memory, the bug is the caller's.
 _ALLOC = (r"slab_pre_alloc_hook|might_alloc|fs_reclaim_\w+|__kmem_cache_alloc\w*"
           r"|kmem_cache_alloc\w*|__kmalloc\w*|kmalloc\w*|kzalloc\w*|__alloc_pages\w*"
           r"|alloc_pages\w*|__get_free_pages|vmalloc\w*|__vmalloc\w*")
+# Frames that schedule away rather than wait on something: a hung task or a
+# sleeping-in-atomic report names the caller that went to sleep.
 _SCHED = (r"__schedule\w*|schedule|schedule_\w+|preempt_schedule\w*|io_schedule\w*"
           r"|__wait_for_common|wait_for_common\w*|wait_for_completion\w*|__wait_\w+")
 

@@ -31,10 +31,6 @@ def regular(path: str, data: bytes, perm: int = 0o644) -> Entry:
     return Entry(path, stat.S_IFREG | perm, data)
 
 
-def symlink(path: str, target: str) -> Entry:
-    return Entry(path, stat.S_IFLNK | 0o777, target.encode())
-
-
 def char_device(path: str, major: int, minor: int, perm: int = 0o600) -> Entry:
     return Entry(path, stat.S_IFCHR | perm, rdev=(major, minor))
 

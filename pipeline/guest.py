@@ -8,9 +8,10 @@ markers of pipeline.markers. Each test's duration is baked into its argv
 here, when the image is built.
 
 Tests are the programs of stress/ (PROGRAMS), `idle` (a plain boot: the
-control for the canaries), and `stress-ng:<stressor>` when the host has
-stress-ng: its binary and shared libraries are copied in (pipeline.hostbin)
-and a wrapper turns its YAML metrics into a result line.
+control for the canaries), `fault-<name>` (writes <name> to the
+/proc/kpv_fault of the patches/faults kernel), and `stress-ng:<stressor>`
+when the host has stress-ng: its binary and shared libraries are copied in
+(pipeline.hostbin) and a wrapper turns its YAML metrics into a result line.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def test_needs(name: str) -> tuple[int, int]:
             raise UserError(f"unknown stress-ng stressor {stressor!r} in {name!r}; known: "
                             f"{', '.join(STRESS_NG_STRESSORS)}")
         return STRESS_NG_MIN_MEMORY_MB, 1
-    known = [*PROGRAMS, IDLE, f"{STRESS_NG}:<stressor>"]
+    known = [*PROGRAMS, IDLE, f"{FAULT}<name>", f"{STRESS_NG}:<stressor>"]
     raise UserError(f"unknown test {name!r}; known: {', '.join(known)}")
 
 

@@ -26,7 +26,7 @@ class Job:
     name: str
     tree: str  # "debian:linux-source-6.1" or a path to a kernel git checkout
     ref: str  # commit-ish in a git checkout; ignored for the Debian tarball
-    series: str  # a series source (a folder of revisions)
+    series: str  # a series source, as `kpv series` takes (folder, mbox, Message-ID, pw:N...)
     revisions: tuple[str, ...]  # "baseline" plus revision names; empty = all of the series
     fragments: tuple[Path, ...]  # kconfig fragments, merged in order
     kconfig_base: str  # the make target the fragments go on top of
@@ -57,7 +57,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "ref": (str, "a commit, tag or branch of the checkout"),
     },
     "series": {
-        "source": (str, "a path to a series folder"),
+        "source": (str, "a series source (folder, mbox, patch, Message-ID, lore URL, pw:N)"),
         "revisions": (list, 'a list of revision names, "baseline" for no patches'),
     },
     "kconfig": {

@@ -25,7 +25,6 @@ _TAILS = {"", "T", "t", "raw", "t.mbox.gz", "t.atom", "#r", "#t"}
 
 @dataclass(frozen=True)
 class Thread:
-    msgid: str
     url: str  # what was fetched
     mails: tuple[mbox.Mail, ...]
 
@@ -64,7 +63,7 @@ def fetch(base: str, msgid: str, refresh: bool = False) -> Thread:
     try:
         gz = httpcache.get(url, "lore", check=lambda b: _mails(mbox.gunzip(b, url), url),
                            refresh=refresh)
-        return Thread(msgid, url, tuple(_mails(mbox.gunzip(gz, url), url)))
+        return Thread(url, tuple(_mails(mbox.gunzip(gz, url), url)))
     except httpcache.NotFound:
         pass
     url = f"{base}/{mid}/raw"
@@ -73,7 +72,7 @@ def fetch(base: str, msgid: str, refresh: bool = False) -> Thread:
     except httpcache.NotFound:
         raise UserError(f"{msgid}: no such message at {base} (HTTP 404 for t.mbox.gz and raw)"
                         ) from None
-    return Thread(msgid, url, tuple(_mails(raw, url)))
+    return Thread(url, tuple(_mails(raw, url)))
 
 
 def _mails(data: bytes, url: str) -> list[mbox.Mail]:

@@ -36,7 +36,6 @@ class Subject:
     rfc: bool = False
     resend: bool = False
     reply: bool = False
-    tags: tuple[str, ...] = ()  # the other prefix words: "net-next", "mm"
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def parse_subject(subject: str) -> Subject:
     while m := _PREFIX_RE.match(s):
         words += m.group(1).replace(",", " ").split()
         s = s[m.end():]
-    version, variant, counter, total, tags = 1, "", 1, 1, []
+    version, variant, counter, total = 1, "", 1, 1
     rfc = resend = False
     for w in words:
         if m := re.fullmatch(r"[vV](\d+)([-_.][\w.-]+)?", w):
@@ -104,9 +103,7 @@ def parse_subject(subject: str) -> Subject:
             rfc = True
         elif w.upper() == "RESEND":
             resend = True
-        elif w.upper() != "PATCH":
-            tags.append(w)
-    return Subject(s.strip(), version, variant, counter, total, rfc, resend, reply, tuple(tags))
+    return Subject(s.strip(), version, variant, counter, total, rfc, resend, reply)
 
 
 def group(mails: list[Mail]) -> list[MailRevision]:

@@ -13,8 +13,6 @@ marker can be found even when kernel messages interleave on the same console:
 import re
 from dataclasses import dataclass, field
 
-PREFIX = "@@kpv"
-
 _MARKER_RE = re.compile(r"@@kpv (boot|start|result|end|done)\b([^\r\n]*)")
 _FIELD_RE = re.compile(r"([A-Za-z0-9_.-]+)=(\S*)")
 

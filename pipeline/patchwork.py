@@ -26,7 +26,6 @@ _PATH_RE = re.compile(r"^(?P<prefix>.*?)/(?:api/(?:[\d.]+/)?)?(?P<kind>series|pa
 class PwSeries:
     id: int
     name: str
-    version: int
     url: str  # the API record
     missing: str  # "" or "patchwork has 2 of 3 patches"
     mails: tuple[mbox.Mail, ...]
@@ -70,7 +69,7 @@ def fetch(server: str, kind: str, ident: int, refresh: bool = False) -> PwSeries
     if rec.get("received_all") is False or (isinstance(total, int) and isinstance(got, int)
                                             and got < total):
         missing = f"patchwork has {got} of {total} patches"
-    return PwSeries(ident, str(rec.get("name") or ""), int(rec.get("version") or 1), url,
+    return PwSeries(ident, str(rec.get("name") or ""), url,
                     missing, tuple(mbox.split(data, mbox_url)))
 
 

@@ -55,9 +55,6 @@ class Suite:
     def time(self) -> float:
         return sum(c.time for c in self.cases)
 
-    def case(self, name: str) -> Case | None:
-        return next((c for c in self.cases if c.name == name), None)
-
     @classmethod
     def from_dict(cls, d: dict) -> Suite:
         d = dict(d)
@@ -72,9 +69,6 @@ class Run:
     properties: dict[str, str] = field(default_factory=dict)  # base, series, accel, host
     suites: list[Suite] = field(default_factory=list)
     stage_times: dict[str, float] = field(default_factory=dict)  # wall seconds per stage kind
-
-    def suite(self, name: str) -> Suite | None:
-        return next((s for s in self.suites if s.name == name), None)
 
     def add(self, suite: Suite) -> Suite:
         """Add or replace the suite of that name, keeping the order of first arrival."""

@@ -33,6 +33,7 @@ class PatchInfo:
     subject: str
     msgid: str = ""
     author: str = ""
+    date: str = ""  # the mail's Date: header
     trailers: tuple[str, ...] = ()
 
 
@@ -62,7 +63,7 @@ class Series:
     name: str
     source: str
     revisions: tuple[Revision, ...]
-    meta: dict = field(default_factory=dict)  # the rest of series.toml, for the record
+    record: dict = field(default_factory=dict)  # series.toml's other tables: base, original
 
     def revision(self, name: str) -> Revision:
         """The revision to apply; raises UserError if unknown or incomplete."""
@@ -188,7 +189,7 @@ def _from_mails(source: str, name: str, mails: list[mbox.Mail], origin: str,
         files = _write(folder / r.name, [(p.subject.title, p.raw) for p in r.patches])
         desc = r.title + (" [RFC]" if r.rfc else "") + (" (resent)" if r.resend else "")
         problems = r.problems + ((extra_problem,) if extra_problem else ())
-        info = tuple(PatchInfo(p.subject.title, p.msgid, p.sender, p.trailers)
+        info = tuple(PatchInfo(p.subject.title, p.msgid, p.sender, p.date, p.trailers)
                      for p in r.patches)
         out.append(Revision(r.name, files, desc, origin=origin, message_id=r.msgid,
                             base_commit=r.base_commit, problems=problems,
@@ -283,8 +284,8 @@ def _from_toml(path: Path) -> Series:
                              r.get("expect", ""), origin=str(folder), problems=rev.problems))
     if not revs:
         raise UserError(f"{toml}: no [[revision]] tables")
-    meta = {k: v for k, v in data.items() if k != "revision"}
-    return Series(data.get("name", path.name), str(path), tuple(revs), meta)
+    record = {k: v for k, v in data.items() if k not in ("name", "revision")}
+    return Series(data.get("name", path.name), str(path), tuple(revs), record)
 
 
 def describe(rev: Revision) -> dict:
@@ -297,6 +298,8 @@ def describe(rev: Revision) -> dict:
             "file": str(p),
             "subject": info.subject if info else "",
             "message_id": info.msgid if info else "",
+            "author": info.author if info else "",
+            "date": info.date if info else "",
             "trailers": list(info.trailers) if info else [],
             "files": [{"path": f.path or "(not named in the quote)", "hunks": len(f.hunks),
                        "truncated_hunks": sum(h.truncated for h in f.hunks)} for f in files],

@@ -112,15 +112,24 @@ def resolve(vmlinux: Path | None, frames: Iterable[Frame], src: str | None = Non
 
 def annotate(text: str, syms: Symbols) -> str:
     """The text with each resolved frame followed by its place, as
-    decode_stacktrace.sh shows it: `expand_downwards+0x1a/0x2b (mm/mmap.c:2053)`."""
+    decode_stacktrace.sh shows it: `expand_downwards+0x1a/0x2b (mm/mmap.c:2053)`,
+    and the code inlined there: `(mm/mmap.c:2053; inlined: f include/x.h:12)`."""
     if not syms.lines:
         return text
 
     def place(m: re.Match[str]) -> str:
-        where = syms.lines.get(f"{m.group(1)}+0x{m.group(2)}/0x{m.group(3)}")
-        return f"{m.group(0)} ({where})" if where and not m.group(4) else m.group(0)
+        frame = f"{m.group(1)}+0x{m.group(2)}/0x{m.group(3)}"
+        where = syms.lines.get(frame)
+        return f"{m.group(0)} ({describe(frame, syms)})" if where and not m.group(4) \
+            else m.group(0)
 
     return _FRAME_RE.sub(place, text)
+
+
+def describe(frame: str, syms: Symbols) -> str:
+    """A resolved frame's place, and what was inlined there, innermost first."""
+    inlined = syms.inlined.get(frame)
+    return syms.lines[frame] + (f"; inlined: {', '.join(inlined)}" if inlined else "")
 
 
 def _unusable(vmlinux: Path) -> str:

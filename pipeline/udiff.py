@@ -40,11 +40,10 @@ class Hunk:
     def new(self) -> list[str]:
         return [ln[1:] for ln in self.lines if ln[:1] in (" ", "+")]
 
-    def header(self, recount: bool = False) -> str:
-        """The @@ line; recount: from the lines held (differs from the mail's when truncated)."""
-        o, n = (len(self.old()), len(self.new())) if recount else (self.old_len, self.new_len)
+    def header(self) -> str:
+        """The @@ line, with the counts the mail gave."""
         sec = f" {self.section}" if self.section else ""
-        return f"@@ -{self.old_start},{o} +{self.new_start},{n} @@{sec}"
+        return f"@@ -{self.old_start},{self.old_len} +{self.new_start},{self.new_len} @@{sec}"
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,6 @@ class Boot:
     exit_status: int | None  # QEMU's, None when it did not exit on its own
     killed: bool  # kpv stopped QEMU (deadline, silence, KVM failure, Ctrl-C)
     problem: str  # "" when the guest finished; else what went wrong, one line
-    elapsed: float  # seconds from QEMU start to its end
     fallback: str = ""  # why KVM was given up for TCG on this boot, if it was
 
     @property
@@ -154,7 +153,7 @@ def command(m: Machine, qemu: str = QEMU) -> list[str]:
 
 def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
          silence_timeout: float | None = None) -> Boot:
-    """Run the guest until init says done, QEMU exits, or a deadline passes.
+    """Run the guest until QEMU exits (init reboots after `done`) or a deadline passes.
 
     boot_timeout bounds QEMU start to init's first marker; run_timeout bounds
     the rest; silence_timeout, when given, bounds QEMU start to the first
@@ -212,4 +211,4 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
                else f"QEMU was killed by signal {child.signalstatus}")
         problem = f"{how} before {'the guest finished' if booted else 'init started'}"
     return Boot(m.accel, shlex.join(cmd), bytes(data), booted, boot_time, done, status, killed,
-                problem, time.monotonic() - start)
+                problem)

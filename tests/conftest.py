@@ -22,7 +22,7 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def small_repo(tmp_path) -> Path:
-    """A real git repository with two files, one commit, tagged base."""
+    """A real git repository with two files and one commit."""
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")

@@ -168,7 +168,7 @@ def test_seeded_faults_reset_and_freeze(tmp_path):
     got = {c["name"]: c for c in suite["cases"]}
     assert (got["fault-warn"]["kind"], got["fault-warn"]["message"]) == \
         ("warning", "WARNING in kpv_warn")
-    assert re.search(r"kpv_warn\+0x[0-9a-f]+/0x[0-9a-f]+ \(kernel/kpv_fault\.c:\d+\)",
+    assert re.search(r"kpv_warn\+0x[0-9a-f]+/0x[0-9a-f]+ \(kernel/kpv_fault\.c:\d+[;)]",
                      got["fault-warn"]["text"])
     assert (got["fault-reboot"]["kind"], got["fault-reboot"]["message"]) == \
         ("unexpected-reboot", "unexpected kernel reboot")

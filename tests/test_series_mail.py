@@ -3,6 +3,7 @@ grouped by subject; cover letters, trailers, base-commit; gaps reported, never g
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,8 @@ from pipeline import mailseries, series
 from pipeline.errors import UserError
 from tests.conftest import git
 from tests.series_util import c_repo, format_patch, run_kpv
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("subject, want", [
@@ -61,6 +64,11 @@ def test_mbox_with_two_revisions_cover_trailers_and_base(tmp_path):
     assert r2.base_commit == git(repo, "rev-parse", "base").strip()
     assert r2.message_id and r2.trailers == ("Reviewed-by: Reviewer <r@example.com>",)
     assert [i.subject for i in r2.info] == [f"readme: change {i}" for i in range(3)]
+    # Who wrote each patch and when, as `kpv series --json` shows them.
+    (rev,) = [r for r in json.loads(run_kpv("series", str(mb), "--json").stdout)["revisions"]
+              if r["name"] == "v2"]
+    assert {p["author"] for p in rev["patch_details"]} == {"t <t@t>"}  # tests/conftest.py git
+    assert all(p["date"] for p in rev["patch_details"])
     assert any(t.startswith("Signed-off-by:") for t in r2.info[0].trailers)
     # The written patches go to `git am` as they are.
     wt = tmp_path / "wt"
@@ -159,7 +167,7 @@ def test_unknown_source_is_a_clear_error(tmp_path):
         series.load(str(tmp_path / "nope"))
 
 
-def test_series_json_of_a_folder_keeps_the_old_keys(tmp_path):
+def test_series_json_of_a_folder_has_its_revisions_patches_and_files(tmp_path):
     repo = _series(tmp_path, n=2)
     format_patch(repo, "base..HEAD", tmp_path / "s" / "v1")
     p = run_kpv("series", str(tmp_path / "s"), "--json")
@@ -167,3 +175,11 @@ def test_series_json_of_a_folder_keeps_the_old_keys(tmp_path):
     (rev,) = json.loads(p.stdout)["revisions"]
     assert rev["name"] == "v1" and len(rev["patches"]) == 2 and rev["hunks"] == 2
     assert rev["files"] == ["README"] and rev["quoted"] is False
+
+
+def test_series_json_of_the_anon_vma_folder_keeps_its_record():
+    p = run_kpv("series", str(ROOT / "patches" / "anon-vma-lock"), "--json")
+    assert p.returncode == 0, p.stderr
+    record = json.loads(p.stdout)["record"]
+    assert record["original"]["author"] == "Rik van Riel"
+    assert record["base"]["version"] == "6.1.192"

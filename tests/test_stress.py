@@ -33,6 +33,14 @@ def result(done: subprocess.CompletedProcess) -> dict[str, str]:
     return found[0].fields
 
 
+KINDS = {
+    "mmap": ["mprotect", "mremap", "remap", "dontneed"],
+    "migrate": ["move_pages", "migrate_pages", "mbind", "collapse", "compact", "cow"],
+    "race": ["move_pages", "migrate_pages", "compact", "mprotect", "mremap", "remap", "cow",
+             "growsdown", "fork"],
+}
+
+
 @pytest.mark.parametrize("name", ["mmap", "migrate", "race"])
 def test_program_runs_clean_and_reports_every_kind(bins, name):
     done = run(bins[name], "--duration", "1", *HOST_ARGS[name])
@@ -40,6 +48,7 @@ def test_program_runs_clean_and_reports_every_kind(bins, name):
     f = result(done)
     assert f["check_failures"] == "0" and f["repeat"] == "1"
     kinds = [k for k in f if k.endswith("_ops")]
+    assert kinds == [f"{k}_ops" for k in KINDS[name]]
     assert int(f["ops"]) == sum(int(f[k]) for k in kinds)
     # Every option is echoed, so reach checks can follow it.
     assert any(k.startswith("opt_") for k in f)

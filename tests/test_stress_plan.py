@@ -24,7 +24,7 @@ def load(tmp_path: Path, guest_table: str) -> job.Job:
 
 # --- job keys and bad input ------------------------------------------------
 
-def test_new_guest_keys_have_defaults_and_load(tmp_path):
+def test_guest_keys_have_defaults_and_load(tmp_path):
     j = load(tmp_path, "")
     assert (j.repeats, j.thp, j.ksm, j.numa_nodes) == (1, "madvise", True, 2)
     j = load(tmp_path, 'numa_nodes = 4\nmemory_per_node_mb = 512\nrepeats = 3\nthp = "always"\n'

@@ -164,6 +164,8 @@ def test_inlined_calls_are_listed_innermost_first(elf: Path) -> None:
     # The frame's own line is where caller() calls into the inlined code.
     assert found.lines[frame] == f"main.c:{CALL_TWICE}"
     assert found.inlined[frame] == (f"twice main.c:{IN_TWICE}",)
+    assert symbols.annotate(f" {frame}\n", found) == \
+        f" {frame} (main.c:{CALL_TWICE}; inlined: twice main.c:{IN_TWICE})\n"
 
 
 def test_static_functions_sharing_a_name_are_told_apart_by_size(elf: Path) -> None:
