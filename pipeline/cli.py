@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # CI cancels a job with SIGTERM: stop as on Ctrl-C, so QEMU is killed and results written.
     signal.signal(signal.SIGTERM, _interrupt)
+    # A shell that starts kpv in the background ignores SIGINT for it: SIGINT still stops it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.func(args)
     except KpvError as e:
