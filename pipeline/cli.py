@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     # A shell that starts kpv in the background ignores SIGINT for it: SIGINT still stops it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+        return code
     except KpvError as e:
         print(f"kpv: error: {e}", file=sys.stderr)
         return 2
@@ -180,9 +182,8 @@ def _cmd_parse(args: argparse.Namespace) -> int:
                 else ""
             first_seen.setdefault(r.signature, line)
             print(f"{r.type}: {r.title} ({where}, line {line}{again}){flag}")
-            if r.chain:  # printed from the highest -> #n down to #0
-                links = [f"#{len(r.chain) - 1 - i} {lock}" for i, lock in enumerate(r.chain)]
-                print(f"    chain: {', '.join(links)}")
+            if r.chain:
+                print(f"    chain, as printed: {', '.join(r.chain)}")
             for frame in s.lines:
                 print(f"    {frame}  {symbols.describe(frame, s)}")
             if args.vmlinux and s.reason:
@@ -197,8 +198,9 @@ def _cmd_series(args: argparse.Namespace) -> int:
     ser = series.load(args.source, refresh=args.refresh)
     revs = [series.describe(r) for r in ser.revisions]
     if args.json:
+        # default=str: series.toml may hold TOML dates.
         print(json.dumps({"name": ser.name, "source": ser.source, "record": ser.record,
-                          "revisions": revs}, indent=1))
+                          "revisions": revs}, indent=1, default=str))
         return 0
     for r in revs:
         label = " [QUOTED in a reply, not the author's mail]" if r["quoted"] else ""

@@ -100,7 +100,8 @@ def generate(
 
 
 def _run(cmd: list[str], cwd: Path, log: list[str]) -> str:
-    """Run one step, logging it; "" or what went wrong."""
+    """Run one step, logging it: "" or the Kconfig error that stopped it; raises InfraError
+    when it failed for another reason."""
     log.append("$ " + " ".join(cmd) + "\n")
     try:
         p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
@@ -111,11 +112,13 @@ def _run(cmd: list[str], cwd: Path, log: list[str]) -> str:
     log.append(out)
     if p.returncode == 0:
         return ""
-    # A patch can break Kconfig: that is the series' failure, reported like a build error.
-    m = _PARSE_ERROR_RE.search(out)
-    first = m.group(0) if m else " | ".join(out.strip().splitlines()[-3:])
     step = cmd[-1] if cmd[0] == "make" else Path(cmd[0]).name
-    return f"{step} failed (exit {p.returncode}): {first}"
+    # A Kconfig parse error is the tree's (a patch broke it): the series failed. Anything
+    # else (a missing tool, a bad make target, a full disk) is kpv's to report.
+    if m := _PARSE_ERROR_RE.search(out):
+        return f"{step} failed (exit {p.returncode}): {m.group(0)}"
+    tail = " | ".join(out.strip().splitlines()[-5:])
+    raise InfraError(f"{step} failed (exit {p.returncode}): {tail}")
 
 
 def install(config: Path, build_dir: Path) -> None:

@@ -125,7 +125,7 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     conf = kconfig.generate(ctx.worktree, ctx.gen_dir, ctx.job.kconfig_base, ctx.job.fragments,
                             rdir / "kconfig.log")
     case = Case("kconfig", time=time.monotonic() - t0, artifacts=[f"{rev.name}/kconfig.log"])
-    if conf.config.exists():
+    if not conf.error:
         shutil.copyfile(conf.config, rdir / ".config")
         case.artifacts.append(f"{rev.name}/.config")
     if conf.error:

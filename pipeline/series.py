@@ -63,7 +63,7 @@ class Series:
     name: str
     source: str
     revisions: tuple[Revision, ...]
-    record: dict = field(default_factory=dict)  # series.toml's other tables: base, original
+    record: dict = field(default_factory=dict)  # series.toml's keys but name and revision
 
     def revision(self, name: str) -> Revision:
         """The revision to apply; raises UserError if unknown or incomplete."""
@@ -122,19 +122,24 @@ def _folder_revision(name: str, patches: tuple[Path, ...], origin: str) -> Revis
     counters: dict[int, int] = {}
     total = 0
     problems = []
+    info = []
     for p in patches:
         head = p.read_bytes()[:4096]
-        if mbox.is_mbox(head) or mbox.looks_like_mail(head):
-            m = re.search(rb"^Subject: (.*(?:\n[ \t].*)*)", head, re.M)
-            s = mailseries.parse_subject(m.group(1).decode("utf-8", "replace")) if m else None
-            if s and s.total > 1:
-                counters[s.counter] = counters.get(s.counter, 0) + 1
-                total = max(total, s.total)
+        if not (mbox.is_mbox(head) or mbox.looks_like_mail(head)):
+            info.append(PatchInfo(""))
+            continue
+        msg = mbox.Mail(head.split(b"\n", 1)[1] if mbox.is_mbox(head) else head).message()
+        s = mailseries.parse_subject(str(msg.get("Subject", "")))
+        info.append(PatchInfo(s.title, str(msg.get("Message-ID", "")).strip("<>"),
+                              str(msg.get("From", "")), str(msg.get("Date", ""))))
+        if s.total > 1:
+            counters[s.counter] = counters.get(s.counter, 0) + 1
+            total = max(total, s.total)
     if total:
         problems += [f"patch {n}/{total} missing" for n in range(1, total + 1)
                      if n not in counters]
         problems += [f"patch {n}/{total} present {c} times" for n, c in counters.items() if c > 1]
-    return Revision(name, patches, origin=origin, problems=tuple(problems))
+    return Revision(name, patches, origin=origin, problems=tuple(problems), info=tuple(info))
 
 
 def _from_quilt(path: Path, source: str) -> Series:
@@ -281,7 +286,8 @@ def _from_toml(path: Path) -> Series:
             raise UserError(f"{toml}: revision {r['name']}: no patches in {folder}")
         rev = _folder_revision(r["name"], _patches(folder), str(folder))
         revs.append(Revision(r["name"], rev.patches, r.get("description", ""),
-                             r.get("expect", ""), origin=str(folder), problems=rev.problems))
+                             r.get("expect", ""), origin=str(folder), problems=rev.problems,
+                             info=rev.info))
     if not revs:
         raise UserError(f"{toml}: no [[revision]] tables")
     record = {k: v for k, v in data.items() if k not in ("name", "revision")}

@@ -35,7 +35,7 @@ def test_clean_fork_passes_with_its_timings():
     assert boot.status == Status.PASS
 
 
-def test_v1_boot_fails_and_unchecked_test_is_not_a_pass():
+def test_v1_boot_fails_and_the_fork_test_fails_with_the_same_bug():
     case, boot = verdict("v1-6.1-fork-test-lockdep-off.log", "fork")
     assert (boot.status, boot.kind) == (Status.FAIL, "sleep-in-atomic")
     assert boot.message == ("sleeping function called from invalid context in expand_downwards "

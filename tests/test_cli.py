@@ -1,9 +1,14 @@
 """The CLI's bad-input paths that need no kernel: each a clear error, exit 2."""
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from pipeline.cli import main
 
@@ -69,19 +74,44 @@ def test_parse_text_shows_the_chain_and_which_reports_repeat(capsys):
     assert main(["parse", str(log)]) == 1
     assert capsys.readouterr().out.splitlines() == [
         "lockdep-circular: possible deadlock in expand_downwards (boot, line 210)",
-        "    chain: #1 &mm->anon_vma_chain_lock, #0 &anon_vma->rwsem",
+        "    chain, as printed: &mm->anon_vma_chain_lock, &anon_vma->rwsem",
         "lockdep-circular: possible deadlock in expand_downwards (boot, line 521, "
         "same as line 210)",
-        "    chain: #1 &mm->anon_vma_chain_lock, #0 &anon_vma->rwsem",
+        "    chain, as printed: &mm->anon_vma_chain_lock, &anon_vma->rwsem",
         "2 report(s), 1 distinct",
     ]
 
 
-def test_parse_into_a_closed_pipe_ends_quietly():
-    log = Path(__file__).parent / "data" / "console" / "faults-6.1-sanitizers-eighteen-boots.log"
-    kpv = subprocess.Popen([sys.executable, "-m", "pipeline", "parse", "--json", str(log)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    kpv.stdout.read(1)
-    kpv.stdout.close()  # as `| head -c1` does
+def _kpv(*args: str, **how) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], stderr=subprocess.PIPE,
+                            env={**env, **how.pop("env", {})}, **how)
+
+
+@pytest.mark.parametrize("args", [
+    ["--json", "faults-6.1-sanitizers-eighteen-boots.log"],  # more than a pipe holds
+    ["v2-buildfix-6.1-two-boots-circular.log"],  # five lines: written when flushed
+])
+def test_parse_into_a_closed_pipe_ends_quietly(args):
+    read, write = os.pipe()
+    os.close(read)  # as `| head` that has already gone
+    log = str(Path(__file__).parent / "data" / "console" / args[-1])
+    kpv = _kpv("parse", *args[:-1], log, stdout=write)
+    os.close(write)
     assert kpv.wait(timeout=60) == 141
     assert kpv.stderr.read() == b""
+
+
+def test_sigint_stops_kpv_even_when_its_shell_ignored_it():
+    # A server on 127.0.0.1 that accepts and never answers: kpv waits on it.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/all"
+        kpv = _kpv("series", "<kpv-test@example.invalid>", "--refresh", env={"KPV_LORE_URL": url},
+                   stdout=subprocess.DEVNULL,
+                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        server.settimeout(60)
+        conn, _ = server.accept()  # kpv is waiting for the answer now
+        with conn:
+            kpv.send_signal(signal.SIGINT)
+            assert kpv.wait(timeout=60) == 130
+    assert b"kpv: interrupted" in kpv.stderr.read()

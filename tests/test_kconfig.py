@@ -1,4 +1,9 @@
+from pathlib import Path
+
+import pytest
+
 from pipeline import kconfig
+from pipeline.errors import InfraError
 
 
 def test_read_config_and_verify(tmp_path):
@@ -17,3 +22,27 @@ def test_read_config_and_verify(tmp_path):
         "CONFIG_MODULES: wanted n, got y (from a.config)",
         "CONFIG_NR_CPUS: wanted 4, got 64 (from b.config)",
     )
+
+
+def _tree(tmp_path: Path, recipe: str) -> Path:
+    """A directory whose Makefile's tinyconfig target runs recipe: make really runs it."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "Makefile").write_text(f"tinyconfig:\n\t{recipe}\n")
+    return tree
+
+
+def test_a_broken_kconfig_fails_the_config_not_kpv(tmp_path):
+    # What Kconfig's parser prints for a patch that leaves a `depends on (` open.
+    tree = _tree(tmp_path, "@echo 'mm/Kconfig:1190: syntax error' >&2; exit 1")
+    got = kconfig.generate(tree, tmp_path / "gen", "tinyconfig", (), tmp_path / "kconfig.log")
+    assert not got.ok and got.unmet == ()
+    assert got.error == "tinyconfig failed (exit 2): mm/Kconfig:1190: syntax error"
+    assert "mm/Kconfig:1190: syntax error" in (tmp_path / "kconfig.log").read_text()
+
+
+def test_a_missing_tool_is_kpvs_problem_not_the_series(tmp_path):
+    tree = _tree(tmp_path, "kpv-no-such-flex --version")
+    with pytest.raises(InfraError, match=r"tinyconfig failed \(exit 2\): .*kpv-no-such-flex"):
+        kconfig.generate(tree, tmp_path / "gen", "tinyconfig", (), tmp_path / "kconfig.log")
+    assert "kpv-no-such-flex" in (tmp_path / "kconfig.log").read_text()  # the log is kept

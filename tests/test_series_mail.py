@@ -183,3 +183,16 @@ def test_series_json_of_the_anon_vma_folder_keeps_its_record():
     record = json.loads(p.stdout)["record"]
     assert record["original"]["author"] == "Rik van Riel"
     assert record["base"]["version"] == "6.1.192"
+
+
+def test_series_json_of_a_folder_with_a_toml_date(tmp_path):
+    repo = _series(tmp_path, n=1)
+    format_patch(repo, "base..HEAD", tmp_path / "s" / "v1")
+    (tmp_path / "s" / "series.toml").write_text(
+        '[original]\ndate = 2010-04-28\n\n[[revision]]\nname = "v1"\n')
+    p = run_kpv("series", str(tmp_path / "s"), "--json")
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert got["record"] == {"original": {"date": "2010-04-28"}}
+    (patch,) = got["revisions"][0]["patch_details"]
+    assert (patch["subject"], patch["author"]) == ("readme: change 0", "t <t@t>")
