@@ -256,7 +256,7 @@ _ANY_HEADER_RE = re.compile(
 _PREFIX_RE = re.compile(r"(?:<\d+>)?\[ *\d+\.\d+\](?: ?\[ *([CT]\d+)\])? ?")
 
 # The kernel's first line at every boot.
-_BOOT_BANNER = "Linux version "
+BOOT_BANNER = "Linux version "
 
 # Lockdep's banner, printed just before its header line.
 _BANNER_RE = re.compile(r"^\s*={5,}\s*$")
@@ -608,7 +608,7 @@ def _collect(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
     quiet = 0
     for k in range(n + 1, stop):
         line = log.line(k)
-        if line.body.startswith(_BOOT_BANNER):
+        if line.body.startswith(BOOT_BANNER):
             break  # the machine started again: nothing after belongs to this report
         if k in taken or not rep.owns(line):
             quiet += 1

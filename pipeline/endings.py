@@ -22,7 +22,7 @@ import bisect
 import re
 from itertools import pairwise
 
-from pipeline.console import Report
+from pipeline.console import BOOT_BANNER, Report
 from pipeline.markers import Marker
 
 REBOOT = "unexpected-reboot"
@@ -33,7 +33,7 @@ STOPPED = "console-stopped"
 # boot. The prefix may follow firmware text on the same line (its escapes
 # gone), so it is checked backwards from each (rare) banner: a regex led by
 # `\[` would be tried at every line of the log (5x slower).
-_BANNER_RE = re.compile(r"Linux version \d")
+_BANNER_RE = re.compile(re.escape(BOOT_BANNER) + r"\d")
 # \Z, not $: a timestamp alone on the line before is not the banner's own.
 _STAMPED_RE = re.compile(r"\[ *\d+\.\d+\](?: ?\[ *[CT]\d+\])? ?\Z")
 _STAMP_MAX = 40  # characters of the longest prefix, `[12345.123456][ T12345] `

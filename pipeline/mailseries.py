@@ -116,8 +116,8 @@ def group(mails: list[Mail]) -> list[MailRevision]:
         if subj.reply:
             continue
         body = _body(msg)
-        pm = PatchMail(subj, _msgid(msg), str(msg.get("From", "")), str(msg.get("Date", "")),
-                       mail.raw, body, tuple(_trailers(body) + replies.get(_msgid(msg), [])))
+        pm = PatchMail(subj, msgid(msg), str(msg.get("From", "")), str(msg.get("Date", "")),
+                       mail.raw, body, tuple(_trailers(body) + replies.get(msgid(msg), [])))
         g = groups[(subj.version, subj.variant)]
         if subj.counter == 0 or (not udiff.has_diff(body) and subj.total > 1):
             g.covers.append(pm)
@@ -187,7 +187,8 @@ def _body(msg: EmailMessage) -> str:
     return text if isinstance(text, str) else text.decode("utf-8", "replace")
 
 
-def _msgid(msg: EmailMessage) -> str:
+def msgid(msg: EmailMessage) -> str:
+    """The Message-ID without its angle brackets."""
     return str(msg.get("Message-ID", "")).strip().strip("<>")
 
 

@@ -125,12 +125,12 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     conf = kconfig.generate(ctx.worktree, ctx.gen_dir, ctx.job.kconfig_base, ctx.job.fragments,
                             rdir / "kconfig.log")
     case = Case("kconfig", time=time.monotonic() - t0, artifacts=[f"{rev.name}/kconfig.log"])
-    if not conf.error:
+    if conf.error:  # no .config came out: the tree's Kconfig is broken
+        _set(case, Status.FAIL, "kconfig-error", conf.error, (rdir / "kconfig.log").read_text())
+    else:
         shutil.copyfile(conf.config, rdir / ".config")
         case.artifacts.append(f"{rev.name}/.config")
-    if conf.error:
-        _set(case, Status.FAIL, "kconfig-error", conf.error, (rdir / "kconfig.log").read_text())
-    elif conf.unmet:
+    if conf.unmet:
         msg = f"{len(conf.unmet)} requested options did not stick: {conf.unmet[0]}"
         _set(case, Status.FAIL, "kconfig-error", msg, "\n".join(conf.unmet))
     suite.cases.append(case)

@@ -130,8 +130,8 @@ def _folder_revision(name: str, patches: tuple[Path, ...], origin: str) -> Revis
             continue
         msg = mbox.Mail(head.split(b"\n", 1)[1] if mbox.is_mbox(head) else head).message()
         s = mailseries.parse_subject(str(msg.get("Subject", "")))
-        info.append(PatchInfo(s.title, str(msg.get("Message-ID", "")).strip("<>"),
-                              str(msg.get("From", "")), str(msg.get("Date", ""))))
+        info.append(PatchInfo(s.title, mailseries.msgid(msg), str(msg.get("From", "")),
+                              str(msg.get("Date", ""))))
         if s.total > 1:
             counters[s.counter] = counters.get(s.counter, 0) + 1
             total = max(total, s.total)

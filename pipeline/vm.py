@@ -18,12 +18,12 @@ from typing import BinaryIO
 
 import pexpect
 
+from pipeline.console import BOOT_BANNER
 from pipeline.errors import InfraError
 
 QEMU = "qemu-system-x86_64"
 _BOOTED = b"@@kpv boot"
 _DONE = b"@@kpv done"
-_BANNER = b"Linux version "
 # Ways a KVM guest says the host cannot really run it (nested virt without vmx).
 _KVM_BROKEN = (b"KVM internal error", b"emulation failure")
 _NEEDLE_MAX = max(len(s) for s in (_BOOTED, _DONE, *_KVM_BROKEN))
@@ -82,7 +82,7 @@ def boot_or_fallback(m: Machine, log: BinaryIO, boot_timeout: float,
 def kvm_at_fault(log: bytes) -> bool:
     """Whether a KVM boot that never reached init failed because of KVM: the kernel never
     printed its banner (a guest hung at entry, QEMU refusing /dev/kvm), or KVM said so."""
-    return _BANNER not in log or any(s in log for s in _KVM_BROKEN)
+    return BOOT_BANNER.encode() not in log or any(s in log for s in _KVM_BROKEN)
 
 
 def qemu_binary() -> str:

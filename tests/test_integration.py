@@ -6,6 +6,7 @@ build dirs live in the shared kpv cache, so later tests reuse earlier builds.
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,11 +217,8 @@ def test_kconfig_option_that_cannot_be_set(tmp_path):
 
 
 def test_patch_that_breaks_kconfig_fails_its_revision(tmp_path):
-    series = tmp_path / "series" / "broken"
-    series.mkdir(parents=True)
-    patch = ROOT / "tests" / "data" / "series" / "kconfig-broken"
-    for p in patch.glob("*.patch"):
-        (series / p.name).write_text(p.read_text())
+    shutil.copytree(ROOT / "tests" / "data" / "series" / "kconfig-broken",
+                    tmp_path / "series" / "broken")
     p = kpv("run", "--series", str(tmp_path / "series"), "--revisions", "broken", "--vcpus", "1",
             "--out", str(tmp_path / "out"))
     assert p.returncode == 1, p.stderr  # the series failed; kpv did its job
