@@ -8,6 +8,10 @@ marker can be found even when kernel messages interleave on the same console:
     @@kpv result <test> key=value ...
     @@kpv end <test> status=0 elapsed_ms=1234 debug_locks=1
     @@kpv done
+
+The serial driver sends the guest's output a FIFO-load (16 bytes) at a time,
+and printk may write a whole kernel line between two loads. A marker cut that
+way is joined again: its rest is the next line that is not a kernel line.
 """
 
 import re
@@ -15,6 +19,13 @@ from dataclasses import dataclass, field
 
 _MARKER_RE = re.compile(r"@@kpv (boot|start|result|end|done)\b([^\r\n]*)")
 _FIELD_RE = re.compile(r"([A-Za-z0-9_.-]+)=(\S*)")
+# Where a kernel line cut into ours: printk's level and timestamp.
+_PRINTK = r"(?:<\d+>)?\[ *\d+\.\d+\]"
+_PRINTK_RE = re.compile(_PRINTK)
+# A marker, or the start of one that a kernel line cut short ("@@kp[  2.1]...").
+_START_RE = re.compile(
+    rf"@@kpv (?:boot|start|result|end|done)\b|@@?(?:k(?:p(?:v(?: [a-z]*)?)?)?)?(?={_PRINTK})")
+_JOIN_MAX = 2000  # kernel lines looked past for a cut marker's rest (a long splat)
 
 
 @dataclass(frozen=True)
@@ -39,20 +50,66 @@ def parse_line(text: str, line: int = 0) -> Marker | None:
 
 
 def parse(log: str) -> list[Marker]:
-    """Every marker in a console log, in order.
+    """Every marker in a console log, in order, each at the line it starts on.
 
     Line numbers index log.split("\n"), as console.parse's do (splitlines()
     would also break at \r, \x85 and U+2028, which consoles carry). The log
     is searched whole, not split: a line holds at most one marker, its first.
     """
     out: list[Marker] = []
+    rests = _Rests(log)
     line, pos = 0, 0
-    for m in _MARKER_RE.finditer(log):
+    for m in _START_RE.finditer(log):
         line += log.count("\n", pos, m.start())
         pos = m.start()
         if out and out[-1].line == line:
             continue
-        marker = parse_line(m.group(), line)
+        marker = parse_line(rests.joined(m.start()), line)
         if marker is not None:
             out.append(marker)
     return out
+
+
+class _Rests:
+    """Joins a cut marker to its rest: the next line that is not a kernel line.
+
+    The kernel lines passed last time are remembered, so a log of many cuts
+    (or of `@` before timestamps) is read past once, not once per cut.
+    """
+
+    def __init__(self, log: str) -> None:
+        self.log = log
+        self.passed = (0, 0)  # offsets [from, to) known to hold only kernel lines
+
+    def joined(self, start: int) -> str:
+        """The marker text from start to its line's end, and its rest when a
+        kernel line cut in (none found within _JOIN_MAX lines: left as cut)."""
+        text, end = self._line(start)
+        parts = []
+        while (cut := _PRINTK_RE.search(text)) is not None:
+            parts.append(text[:cut.start()])
+            at = self._past_kernel_lines(end + 1)
+            if at >= len(self.log):
+                return "".join(parts)
+            text, end = self._line(at)
+            if _START_RE.match(text) or _PRINTK_RE.match(text):
+                return "".join(parts)  # a marker of its own, or no rest in reach
+        parts.append(text)
+        return "".join(parts)
+
+    def _past_kernel_lines(self, at: int) -> int:
+        lo, hi = self.passed
+        start, at = at, hi if lo <= at < hi else at
+        for _ in range(_JOIN_MAX):
+            text, end = self._line(at)
+            if at >= len(self.log) or not _PRINTK_RE.match(text):
+                break
+            at = end + 1
+        self.passed = (start, at)
+        return at
+
+    def _line(self, start: int) -> tuple[str, int]:
+        """The text from start to the end of its line, and where that line ends."""
+        end = self.log.find("\n", start)
+        end = len(self.log) if end < 0 else end
+        return self.log[start:end], end

@@ -9,6 +9,7 @@ every way out of boot().
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import time
@@ -22,11 +23,22 @@ from pipeline.console import BOOT_BANNER
 from pipeline.errors import InfraError
 
 QEMU = "qemu-system-x86_64"
-_BOOTED = b"@@kpv boot"
-_DONE = b"@@kpv done"
+
+
+def _marker_re(marker: bytes) -> re.Pattern[bytes]:
+    # The serial driver sends init's output a FIFO-load at a time and printk
+    # may write whole kernel lines between two loads: let them in anywhere.
+    return re.compile(rb"(?:\[ *\d+\.\d+\][^\n]*\n)*".join(
+        re.escape(marker[i:i + 1]) for i in range(len(marker))))
+
+
+_BOOTED_RE = _marker_re(b"@@kpv boot")
+_DONE_RE = _marker_re(b"@@kpv done")
 # Ways a KVM guest says the host cannot really run it (nested virt without vmx).
 _KVM_BROKEN = (b"KVM internal error", b"emulation failure")
-_NEEDLE_MAX = max(len(s) for s in (_BOOTED, _DONE, *_KVM_BROKEN))
+# Console bytes searched again with each new chunk: a needle cut across two
+# chunks, with kernel lines cut into it, is found unless those run longer.
+_WINDOW = 16384
 # A KVM guest that has printed nothing by then is hung at kernel entry: even
 # under TCG the kernel prints its banner within a couple of seconds.
 KVM_WATCHDOG = 20.0
@@ -151,6 +163,24 @@ def command(m: Machine, qemu: str = QEMU) -> list[str]:
     return cmd
 
 
+class ConsoleWatch:
+    """A guest's console bytes as they arrive, and what init has said so far."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.booted = False  # init printed its first marker
+        self.done = False  # init printed its last marker
+        self.kvm_broken = False  # KVM said it cannot run this guest
+
+    def feed(self, chunk: bytes) -> None:
+        tail_from = max(0, len(self.data) - _WINDOW)
+        self.data += chunk
+        window = bytes(self.data[tail_from:])
+        self.booted = self.booted or _BOOTED_RE.search(window) is not None
+        self.done = self.done or _DONE_RE.search(window) is not None
+        self.kvm_broken = self.kvm_broken or any(s in window for s in _KVM_BROKEN)
+
+
 def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
          silence_timeout: float | None = None) -> Boot:
     """Run the guest until QEMU exits (init reboots after `done`) or a deadline passes.
@@ -162,8 +192,8 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
     cmd = command(m, qemu_binary())
     start = time.monotonic()
     child = pexpect.spawn(cmd[0], cmd[1:], timeout=None, echo=False)
-    data = bytearray()
-    booted = done = False
+    console = ConsoleWatch()
+    data = console.data
     boot_time = 0.0
     problem = ""
     killed = True  # until QEMU is seen to exit on its own
@@ -175,8 +205,8 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                what = "test" if booted else "boot"
-                limit = run_timeout if booted else boot_timeout
+                what = "test" if console.booted else "boot"
+                limit = run_timeout if console.booted else boot_timeout
                 problem = f"{what} timed out after {limit:.0f} s"
                 if not data:
                     problem += " with no console output"
@@ -190,15 +220,12 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
                 break
             log.write(chunk)
             log.flush()
-            tail_from = max(0, len(data) - _NEEDLE_MAX + 1)
-            data += chunk
-            window = bytes(data[tail_from:])
-            if not booted and _BOOTED in window:
-                booted, deadline = True, time.monotonic() + run_timeout
+            booted = console.booted
+            console.feed(chunk)
+            if console.booted and not booted:
+                deadline = time.monotonic() + run_timeout
                 boot_time = time.monotonic() - start
-            if _DONE in window:
-                done = True
-            if m.accel == "kvm" and any(s in window for s in _KVM_BROKEN):
+            if m.accel == "kvm" and console.kvm_broken:
                 problem = "KVM internal error: the host cannot run this guest under KVM"
                 break
     finally:
@@ -206,9 +233,9 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
     # QEMU exits with status 0 on the SIGHUP close() sends: only an exit seen
     # before kpv stopped it is QEMU's own.
     status = None if killed or child.signalstatus is not None else child.exitstatus
-    if not problem and not done:
+    if not problem and not console.done:
         how = (f"QEMU exited (status {status})" if status is not None
                else f"QEMU was killed by signal {child.signalstatus}")
-        problem = f"{how} before {'the guest finished' if booted else 'init started'}"
-    return Boot(m.accel, shlex.join(cmd), bytes(data), booted, boot_time, done, status, killed,
-                problem)
+        problem = f"{how} before {'the guest finished' if console.booted else 'init started'}"
+    return Boot(m.accel, shlex.join(cmd), bytes(data), console.booted, boot_time, console.done,
+                status, killed, problem)

@@ -81,3 +81,24 @@ def test_late_report_in_a_one_test_boot_belongs_to_the_test():
     assert lockups and all(r.test == "stack" for r in lockups)
     start = next(m.line for m in marks if m.kind == "start")
     assert all(r.test is None for r in reports if r.first_line < start)
+
+
+def test_fork_whose_start_marker_a_kernel_line_cut_still_passes():
+    case, boot = verdict("baseline-6.1-five-boots-marker-cut.log", "fork")
+    assert case.status == Status.PASS, case.message
+    assert case.properties["debug_locks_start"] == "1"
+    assert boot.status == Status.PASS
+
+
+def test_lockdep_on_at_the_end_was_on_at_the_start():
+    # debug_locks never comes back on: a start marker that lost its value is
+    # vouched for by the end marker; one that says 0 is believed.
+    b, _ = boot_of("baseline-6.1-fork-test-clean.log")
+    t = GuestTest("fork", ("/stress/fork",), 80)
+    for start, end, status in (("", "1", Status.PASS), ("", "0", Status.SKIP),
+                               (" debug_locks=0", "1", Status.SKIP)):
+        text = sanitize.clean(b.log).replace("@@kpv start fork debug_locks=1",
+                                             f"@@kpv start fork{start}")
+        text = text.replace("elapsed_ms=20990 debug_locks=1", f"elapsed_ms=20990 debug_locks={end}")
+        case = cell.test_case(t, b, markers.parse(text), [])
+        assert case.status == status, (start, end, case.message)

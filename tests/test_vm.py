@@ -59,3 +59,28 @@ def test_only_a_kvm_failure_sends_a_boot_to_tcg():
     assert vm.kvm_at_fault(b"")  # the watchdog's case: silent at kernel entry
     assert vm.kvm_at_fault(b"qemu-system-x86_64: failed to initialize kvm: Permission denied\r\n")
     assert vm.kvm_at_fault(panicked + b"KVM internal error. Suberror: 1\r\nemulation failure\r\n")
+
+
+def watched(data: bytes, size: int) -> vm.ConsoleWatch:
+    watch = vm.ConsoleWatch()
+    for i in range(0, len(data), size):
+        watch.feed(data[i:i + size])
+    return watch
+
+
+def test_init_markers_are_seen_when_a_kernel_line_cuts_them():
+    # A console kpv captured at 4 vCPUs, where printk cut into a marker; the
+    # same cut is made here in the boot and done markers, at every byte.
+    real = (DATA / "baseline-6.1-five-boots-marker-cut.log").read_bytes()
+    first = real[: real.index(b"@@kpv done") + len(b"@@kpv done\r\n")]
+    kernel = b"[    2.268020][   T41] input: ImExPS/2 Generic Explorer Mouse\r\n"
+    for marker in (b"@@kpv boot", b"@@kpv done"):
+        for at in range(1, len(marker)):
+            cut = first.replace(marker, marker[:at] + kernel + marker[at:])
+            for size in (5, 4096):
+                watch = watched(cut, size)
+                assert (watch.booted, watch.done) == (True, True), (marker, at, size)
+    assert bytes(watched(first, 13).data) == first
+    early = watched(first[: first.index(b"@@kpv done")], 13)
+    assert (early.booted, early.done) == (True, False)
+    assert not watched(first[: first.index(b"@@kpv boot")], 13).booted
