@@ -154,8 +154,7 @@ def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
     elif not _lockdep_on_at_start(case.properties) or off:
         # A pass here would claim lockdep checked this test; it did not.
         case.status, case.kind = Status.SKIP, "lockdep-off"
-        why = (off[0].title if off else
-               f"lockdep was off (debug_locks={case.properties.get('debug_locks_start', '?')})")
+        why = off[0].title if off else _lockdep_state(case.properties.get("debug_locks_start"))
         case.message = f"{t.name} ran, but {why}: locking not checked"
     return case
 
@@ -165,6 +164,14 @@ def _lockdep_on_at_start(properties: dict[str, str]) -> bool:
     # that stands in for a start marker whose value the console lost.
     start = properties.get("debug_locks_start")
     return start == "1" or (start != "0" and properties.get("debug_locks_end") == "1")
+
+
+def _lockdep_state(start: str | None) -> str:
+    if start == "0":
+        return "lockdep was off (debug_locks=0)"
+    if start == "na":
+        return "the kernel has no lockdep (no /proc/lockdep_stats)"
+    return f"lockdep's state was not on the console (debug_locks={start or '?'})"
 
 
 def _fail(case: Case, reports: list[Report]) -> None:

@@ -95,10 +95,14 @@ def test_lockdep_on_at_the_end_was_on_at_the_start():
     # vouched for by the end marker; one that says 0 is believed.
     b, _ = boot_of("baseline-6.1-fork-test-clean.log")
     t = GuestTest("fork", ("/stress/fork",), 80)
-    for start, end, status in (("", "1", Status.PASS), ("", "0", Status.SKIP),
-                               (" debug_locks=0", "1", Status.SKIP)):
+    for start, end, status, message in (
+            ("", "1", Status.PASS, ""),
+            ("", "0", Status.SKIP, "lockdep's state was not on the console (debug_locks=?)"),
+            (" debug_locks=0", "1", Status.SKIP, "lockdep was off (debug_locks=0)"),
+            (" debug_locks=na", "na", Status.SKIP, "the kernel has no lockdep")):
         text = sanitize.clean(b.log).replace("@@kpv start fork debug_locks=1",
                                              f"@@kpv start fork{start}")
         text = text.replace("elapsed_ms=20990 debug_locks=1", f"elapsed_ms=20990 debug_locks={end}")
         case = cell.test_case(t, b, markers.parse(text), [])
         assert case.status == status, (start, end, case.message)
+        assert message in case.message
