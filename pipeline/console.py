@@ -31,7 +31,7 @@ from itertools import accumulate
 from typing import NamedTuple
 
 from pipeline import sanitize
-from pipeline.markers import Marker
+from pipeline.markers import PRINTK_STAMP, Marker
 
 
 @dataclass
@@ -253,7 +253,7 @@ _ANY_HEADER_RE = re.compile(
 # CONFIG_PRINTK_CALLER the caller (`[T1]` task, `[C0]` CPU), which some
 # consoles print after a space. Searched, not matched: the guest's own output
 # can run into a kernel line on the serial console.
-_PREFIX_RE = re.compile(r"(?:<\d+>)?\[ *\d+\.\d+\](?: ?\[ *([CT]\d+)\])? ?")
+_PREFIX_RE = re.compile(rf"{PRINTK_STAMP}(?: ?\[ *([CT]\d+)\])? ?")
 
 # The kernel's first line at every boot.
 BOOT_BANNER = "Linux version "

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 
 _MARKER_RE = re.compile(r"@@kpv (boot|start|result|end|done)\b([^\r\n]*)")
 _FIELD_RE = re.compile(r"([A-Za-z0-9_.-]+)=(\S*)")
-# Where a kernel line cut into ours: printk's level and timestamp.
-_PRINTK = r"(?:<\d+>)?\[ *\d+\.\d+\]"
-_PRINTK_RE = re.compile(_PRINTK)
+# A kernel line's start: printk's optional syslog level, then its timestamp.
+PRINTK_STAMP = r"(?:<\d+>)?\[ *\d+\.\d+\]"
+_PRINTK_RE = re.compile(PRINTK_STAMP)
 # A marker, or the start of one that a kernel line cut short ("@@kp[  2.1]...").
 _START_RE = re.compile(
-    rf"@@kpv (?:boot|start|result|end|done)\b|@@?(?:k(?:p(?:v(?: [a-z]*)?)?)?)?(?={_PRINTK})")
+    rf"@@kpv (?:boot|start|result|end|done)\b|@@?(?:k(?:p(?:v(?: [a-z]*)?)?)?)?(?={PRINTK_STAMP})")
 _JOIN_MAX = 2000  # kernel lines looked past for a cut marker's rest (a long splat)
 
 

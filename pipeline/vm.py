@@ -21,6 +21,7 @@ import pexpect
 
 from pipeline.console import BOOT_BANNER
 from pipeline.errors import InfraError
+from pipeline.markers import PRINTK_STAMP
 
 QEMU = "qemu-system-x86_64"
 
@@ -28,7 +29,8 @@ QEMU = "qemu-system-x86_64"
 def _marker_re(marker: bytes) -> re.Pattern[bytes]:
     # The serial driver sends init's output a FIFO-load at a time and printk
     # may write whole kernel lines between two loads: let them in anywhere.
-    return re.compile(rb"(?:\[ *\d+\.\d+\][^\n]*\n)*".join(
+    kernel_lines = rb"(?:%s[^\n]*\n)*" % PRINTK_STAMP.encode()
+    return re.compile(kernel_lines.join(
         re.escape(marker[i:i + 1]) for i in range(len(marker))))
 
 
