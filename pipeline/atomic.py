@@ -1,16 +1,28 @@
-"""Write a file so that readers see the old version or the new one, never half of one."""
+"""Write a file so that readers see the old version or the new one, never half of one.
+
+Every artifact kpv leaves in an output folder or the cache goes through here
+(console.log and build.log excepted: they are streams, written as the bytes
+arrive so that an interruption keeps them, and every prefix of them is valid).
+A write that fails, for want of space or otherwise, leaves no temporary file.
+"""
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write(path: Path, data: bytes) -> None:
+@contextmanager
+def open_new(path: Path) -> Iterator[BinaryIO]:
+    """A file to write `path`'s new content into; it becomes `path` when the block ends."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         # mkstemp makes 0600; results are for CI artifact collectors and other users too.
         umask = os.umask(0)
         os.umask(umask)
@@ -19,3 +31,14 @@ def write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write(path: Path, data: bytes) -> None:
+    with open_new(path) as f:
+        f.write(data)
+
+
+def copy(src: Path, dest: Path) -> None:
+    """Copy src to dest: a copy cut short (a full disk) leaves dest as it was."""
+    with open(src, "rb") as f, open_new(dest) as out:
+        shutil.copyfileobj(f, out)

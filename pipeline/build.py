@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline import atomic
 from pipeline.errors import InfraError
 from pipeline.kconfig import ARCH
 
@@ -24,6 +26,7 @@ _CC_ERROR_RE = re.compile(
 # gcc's include chain before an error: "In file included from a.h:3,\n  from init/main.c:12:"
 # the last "from" is the file being compiled.
 _INCLUDED_FROM_RE = re.compile(r"^(?:In file included| +) from ([^\s:]+):\d+[:,]$", re.M)
+_NO_SPACE = "No space left on device"  # strerror(ENOSPC), as the tools print it in C
 _OTHER_ERROR_RE = re.compile(r"^(?:.*\bld\b.*: .*|.*undefined reference.*|.*\berror: .*)$", re.M)
 
 
@@ -37,6 +40,7 @@ class BuildResult:
     duration: float  # seconds
     timed_out: bool
     cached: bool = False  # reused from an earlier build of the same sources and config
+    damaged: str = ""  # why the stored build of the same sources could not be reused
 
 
 def build(tree: Path, build_dir: Path, out: Path, timeout: float,
@@ -44,16 +48,21 @@ def build(tree: Path, build_dir: Path, out: Path, timeout: float,
     """A kernel for the tree's sources and the build dir's .config, built or reused.
 
     `store` is a folder keyed by the content (source tree hash and config):
-    when it holds a finished build, make is not run at all; a build that
-    ends (ok or failing, not timed out) is kept there. out gets build.log and
-    bzImage either way; vmlinux (tens of MB) stays in the store.
+    when it holds a finished build whose files are whole, make is not run at
+    all; a build that ends (ok or failing, not timed out) is kept there. out
+    gets build.log and bzImage either way; vmlinux (tens of MB) stays in the store.
     """
     out.mkdir(parents=True, exist_ok=True)
+    # A kernel left by an earlier run must not pass for this one's if this one fails.
+    (out / "bzImage").unlink(missing_ok=True)
+    damaged = ""
     if store is not None and (store / "result.json").is_file():
-        return _reuse(store, out)
+        damaged = _damage(store)
+        if not damaged:
+            return _reuse(store, out)
     b = make(tree, build_dir, out / "build.log", timeout)
     if b.ok:
-        shutil.copyfile(build_dir / "arch/x86/boot/bzImage", out / "bzImage")
+        atomic.copy(build_dir / "arch/x86/boot/bzImage", out / "bzImage")
         b = replace(b, bzimage=out / "bzImage")
     # A failure is kept only when the compiler named it: a killed or interrupted
     # make says nothing about the sources and must not be replayed.
@@ -61,29 +70,66 @@ def build(tree: Path, build_dir: Path, out: Path, timeout: float,
         _keep(b, build_dir, out, store)
         if b.ok:
             b = replace(b, vmlinux=store / "vmlinux")
-    return b
+    return replace(b, damaged=damaged)
 
 
 def _keep(b: BuildResult, build_dir: Path, out: Path, store: Path) -> None:
     tmp = store.with_name(store.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in ("build.log", "bzImage"):
-        if (out / name).is_file():
-            shutil.copyfile(out / name, tmp / name)
-    if b.ok:
-        shutil.copyfile(build_dir / "vmlinux", tmp / "vmlinux")
-    meta = {"ok": b.ok, "release": b.release, "error": b.error, "duration": b.duration}
-    (tmp / "result.json").write_text(json.dumps(meta))
-    shutil.rmtree(store, ignore_errors=True)
-    tmp.rename(store)  # the result file appears with everything else, or not at all
+    try:
+        tmp.mkdir(parents=True)
+        for name in ("build.log", "bzImage"):
+            if (out / name).is_file():
+                shutil.copyfile(out / name, tmp / name)
+        if b.ok:
+            shutil.copyfile(build_dir / "vmlinux", tmp / "vmlinux")
+        # What each file was when stored: a reuse checks it, so a cache entry
+        # damaged since (a full disk, a stray edit) is rebuilt, not booted.
+        files = {f.name: _digest(f) for f in sorted(tmp.iterdir())}
+        meta = {"ok": b.ok, "release": b.release, "error": b.error, "duration": b.duration,
+                "files": files}
+        (tmp / "result.json").write_text(json.dumps(meta))
+        shutil.rmtree(store, ignore_errors=True)
+        tmp.rename(store)  # the result file appears with everything else, or not at all
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _digest(path: Path) -> dict[str, int | str]:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return {"size": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def _damage(store: Path) -> str:
+    """What is wrong with a stored build, "" when every file is as it was stored."""
+    try:
+        meta = json.loads((store / "result.json").read_text())
+        files = meta["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its record is unreadable or from an older kpv"
+    for name in ("bzImage", "vmlinux") if meta.get("ok") else ():
+        if name not in files:
+            return f"{name} is not in its record"
+    for name, want in files.items():
+        path = store / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != want.get("size"):
+            return f"{name} is {size} bytes, {want.get('size')} when stored"
+        if _digest(path)["sha256"] != want.get("sha256"):
+            return f"{name} differs from what was stored (sha256)"
+    return ""
 
 
 def _reuse(store: Path, out: Path) -> BuildResult:
     meta = json.loads((store / "result.json").read_text())
     for name in ("build.log", "bzImage"):
         if (store / name).is_file():
-            shutil.copyfile(store / name, out / name)
+            atomic.copy(store / name, out / name)
     ok = meta["ok"]
     return BuildResult(ok, out / "bzImage" if ok else None, store / "vmlinux" if ok else None,
                        meta["release"], meta["error"], 0.0, False, cached=True)
@@ -151,6 +197,9 @@ def make(tree: Path, build_dir: Path, log_path: Path, timeout: float) -> BuildRe
                 proc.wait()
     duration = time.monotonic() - start
     text = log_path.read_text(errors="replace")
+    if rc != 0 and _NO_SPACE in text:
+        # The machine's fault, not the sources': a build that fills the disk says nothing.
+        raise InfraError(f"{build_dir}: no space left on device while building (see {log_path})")
     if rc != 0:
         error = f"build timed out after {timeout:.0f} s" if timed_out else first_error(text, tree)
         return BuildResult(False, None, None, "", error, duration, timed_out)

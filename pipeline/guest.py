@@ -16,7 +16,6 @@ when the host has stress-ng: its binary and shared libraries are copied in
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -28,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
-from pipeline import cpio, hostbin
+from pipeline import atomic, cpio, hostbin
 from pipeline.build import first_error
 from pipeline.errors import InfraError, UserError
 
@@ -254,11 +253,8 @@ def build_initramfs(
     ]
     if any(str(STRESS_NG_WRAPPER) in t.argv for t in tests):
         entries += _stress_ng_entries(stress_ng)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic.open_new(dest) as f:
         cpio.write(entries, f)
-    os.replace(tmp, dest)
     return dest
 
 

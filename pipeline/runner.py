@@ -149,6 +149,9 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     case = Case("build", time=b.duration, artifacts=[f"{rev.name}/build.log"])
     if b.cached:
         case.properties["cached"] = f"same sources and config as an earlier build ({key})"
+    if b.damaged:
+        case.properties["cache_damaged"] = f"the stored build ({key}) was rebuilt: {b.damaged}"
+        progress(f"{rev.name}: stored build {key} not reused: {b.damaged}; rebuilt")
     if b.ok:
         case.properties["kernel_release"] = b.release
         suite.properties["kernel_release"] = b.release

@@ -32,3 +32,26 @@ def small_repo(tmp_path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "base")
     return repo
+
+
+def mount(tmp_path: Path, name: str, options: str) -> Path:
+    """A real tmpfs at tmp_path/name (kpv's tests run as root, as CI does), unmounted after."""
+    where = tmp_path / name
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
+    return where
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(size_kib, read_only=False) -> a folder on a tmpfs of that size."""
+    mounted: list[Path] = []
+
+    def make(size_kib: int, read_only: bool = False) -> Path:
+        options = f"size={size_kib}k" + (",ro" if read_only else "")
+        mounted.append(mount(tmp_path, f"fs{len(mounted)}", options))
+        return mounted[-1]
+
+    yield make
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)

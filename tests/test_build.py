@@ -78,3 +78,56 @@ def test_failed_build_is_kept_and_reused_with_its_error(tmp_path):
     second = build(tree, bdir, tmp_path / "out2", 60, store)
     assert second.cached and not second.ok and second.error == first.error
     assert "error: boom" in (tmp_path / "out2" / "build.log").read_text()
+
+
+def test_damaged_stored_kernel_is_rebuilt_and_says_why(tmp_path):
+    from pipeline.build import build
+
+    tree, bdir = fake_tree(tmp_path)
+    store = tmp_path / "store" / "key3"
+    assert build(tree, bdir, tmp_path / "out1", 60, store).ok
+    (store / "bzImage").write_text("kern")  # cut short, as by a disk that filled
+    again = build(tree, bdir, tmp_path / "out2", 60, store)
+    assert again.ok and not again.cached
+    assert again.damaged == "bzImage is 4 bytes, 7 when stored"
+    assert (bdir / "runs").read_text() == "built\nbuilt\n"
+    assert (tmp_path / "out2" / "bzImage").read_text() == "kernel\n"
+    # The entry stored again is whole: the next run reuses it.
+    assert build(tree, bdir, tmp_path / "out3", 60, store).cached
+    (store / "vmlinux").write_text("symbolz\n")  # same size, other bytes
+    assert build(tree, bdir, tmp_path / "out4", 60, store).damaged == (
+        "vmlinux differs from what was stored (sha256)")
+
+
+def test_full_output_folder_keeps_no_partial_kernel(tmp_path, tmpfs):
+    import errno
+
+    import pytest
+
+    from pipeline.build import build
+
+    tree, bdir = fake_tree(tmp_path)
+    # A 2 MiB kernel, as big as a real tinyconfig bzImage, for a 1 MiB folder.
+    (tree / "Makefile").write_text((tree / "Makefile").read_text().replace(
+        "@echo kernel > $(O)/arch/x86/boot/bzImage",
+        "@head -c 2097152 /dev/zero > $(O)/arch/x86/boot/bzImage"))
+    out = tmpfs(1024)
+    (out / "bzImage").write_text("an earlier run's kernel\n")
+    with pytest.raises(OSError) as e:
+        build(tree, bdir, out, 60, tmp_path / "store" / "key4")
+    assert e.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in out.iterdir()) == ["build.log"]
+
+
+def test_build_that_fills_the_disk_is_the_machines_fault(tmp_path):
+    import pytest
+
+    from pipeline.build import build
+    from pipeline.errors import InfraError
+
+    tree, bdir = fake_tree(tmp_path)
+    (tree / "Makefile").write_text(
+        "bzImage:\n\t@echo 'mm/mmap.o: No space left on device' >&2; exit 1\n")
+    with pytest.raises(InfraError, match="no space left on device while building"):
+        build(tree, bdir, tmp_path / "out", 60, tmp_path / "store" / "key5")
+    assert not (tmp_path / "store" / "key5").exists()

@@ -190,7 +190,7 @@ def test_initramfs_holds_init_busybox_programs_and_console(
     assert extracted.decode() == guest.render_init(tests)
     again = guest.build_initramfs(tests, tmp_path / "again.cpio", stress_bins)
     assert again.read_bytes() == data, "the image must be deterministic"
-    assert not (tmp_path / "out/initramfs.cpio.tmp").exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["initramfs.cpio"]
 
 
 def test_dynamic_busybox_is_refused(stress_bins: dict[str, Path], tmp_path: Path) -> None:
@@ -234,3 +234,15 @@ def test_one_boot_runs_every_test_with_all(stress_bins: dict[str, Path], tmp_pat
             assert m.fields["status"] == "0"
         if m.kind == "result":
             assert m.fields["check_failures"] == "0"
+
+
+def test_initramfs_on_a_full_disk_leaves_nothing_behind(
+    stress_bins: dict[str, Path], tmp_path: Path, tmpfs
+) -> None:
+    out = tmpfs(512)  # busybox alone is larger
+    (out / "initramfs.cpio").write_bytes(b"an earlier image")
+    tests = [guest.stress_test("fork", 5, 1)]
+    with pytest.raises(OSError, match="No space left on device"):
+        guest.build_initramfs(tests, out / "initramfs.cpio", stress_bins)
+    assert [p.name for p in out.iterdir()] == ["initramfs.cpio"]
+    assert (out / "initramfs.cpio").read_bytes() == b"an earlier image"
