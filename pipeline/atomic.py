@@ -18,8 +18,11 @@ from typing import BinaryIO
 @contextmanager
 def open_new(path: Path) -> Iterator[BinaryIO]:
     """A file to write `path`'s new content into; it becomes `path` when the block ends."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as e:
+        raise _naming(e, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -28,9 +31,19 @@ def open_new(path: Path) -> Iterator[BinaryIO]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _naming(e: OSError, path: Path) -> OSError:
+    """The error with the file the caller asked for, not the temporary one (or none)."""
+    if e.filename and Path(e.filename).parent != path.parent:
+        return e  # a file of the caller's own, read inside the block
+    return type(e)(e.errno, e.strerror, str(path))
 
 
 def write(path: Path, data: bytes) -> None:

@@ -41,14 +41,18 @@ def suite_name(revision: str, vcpus: int | None = None) -> str:
 
 
 def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
-        progress: Callable[[str], None]) -> Suite:
-    """Boot once per test; out/cell_dir/console.log gets every boot's raw bytes, in order."""
+        progress: Callable[[str], None],
+        checkpoint: Callable[[Suite], None] = lambda suite: None) -> Suite:
+    """Boot once per test; out/cell_dir/console.log gets every boot's raw bytes, in order.
+
+    checkpoint gets the suite as it stands after each test, so that what
+    finished is written before the next boot (an interruption keeps it).
+    """
     (out / cell_dir).mkdir(parents=True, exist_ok=True)
-    suite = Suite(suite_name(spec.revision, spec.vcpus), spec.revision, spec.vcpus,
-                  {"vcpus": str(spec.vcpus), "numa_nodes": str(spec.numa_nodes)})
     boots: list[tuple[vm.Boot, list[Report]]] = []
-    cases = []
+    cases: list[Case] = []
     accel = spec.accel
+    symbols_why = ""
     with open(out / cell_dir / "console.log", "wb") as log:
         for t in tests:
             progress(f"{spec.revision} vcpus={spec.vcpus} {t.name}")
@@ -63,15 +67,26 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
                                     note=b.problem)
             marks = seen.markers
             reports, why = _decoded(own_test(t.name, seen.reports, marks), spec.vmlinux)
-            if why:  # once per cell: it is the kernel's, not the boot's
-                suite.properties.setdefault("symbols", why)
+            symbols_why = symbols_why or why
             boots.append((b, reports))
             cases.append(test_case(t, b, marks, [r for r in reports if r.test == t.name]))
-    suite.properties.update({"accel": accel, "qemu_command": boots[-1][0].command})
+            suite = _suite(spec, cell_dir, boots, cases, symbols_why)
+            checkpoint(suite)
+    return suite
+
+
+def _suite(spec: CellSpec, cell_dir: str, boots: list[tuple[vm.Boot, list[Report]]],
+           cases: list[Case], symbols_why: str) -> Suite:
+    """The cell's suite from the boots and test cases so far."""
+    suite = Suite(suite_name(spec.revision, spec.vcpus), spec.revision, spec.vcpus,
+                  {"vcpus": str(spec.vcpus), "numa_nodes": str(spec.numa_nodes)})
+    if symbols_why:  # once per cell: it is the kernel's, not the boot's
+        suite.properties["symbols"] = symbols_why
+    suite.properties.update({"accel": boots[-1][0].accel, "qemu_command": boots[-1][0].command})
     fallback = next((b.fallback for b, _ in boots if b.fallback), "")
     if fallback:
         suite.properties["accel_fallback"] = fallback
-    suite.cases = [boot_case(boots), *cases]
+    suite.cases = [boot_case(boots), *(replace(c, artifacts=list(c.artifacts)) for c in cases)]
     for c in suite.cases:
         c.artifacts.append(f"{cell_dir}/console.log")
     return suite

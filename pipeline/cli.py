@@ -1,19 +1,24 @@
 """The `kpv` command. Exit codes: 0 all passed, 1 the kernel or series failed,
-2 kpv could not do its job (bad input, missing tool, QEMU died), 130 interrupted,
+2 kpv could not do its job (bad input, missing tool, QEMU died, a full disk),
+3 a bug in kpv (the traceback saved in the output folder), 130 interrupted,
 141 the reader of its output went away (`kpv parse LOG | head`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import signal
 import sys
 import time
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+from pipeline import atomic
 from pipeline.errors import KpvError
 
 DEFAULT_JOB = Path(__file__).resolve().parent.parent / "jobs" / "anon-vma.toml"
@@ -25,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     # A shell that starts kpv in the background ignores SIGINT for it: SIGINT still stops it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Where a crash's traceback goes: the folder the command writes (run: once known).
+    args.out_dir = getattr(args, "out", None) or getattr(args, "dir", None)
     try:
         code = args.func(args)
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
@@ -39,6 +46,39 @@ def main(argv: list[str] | None = None) -> int:
         # Point stdout at /dev/null, or flushing it at exit fails once more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except OSError as e:
+        if e.errno not in _MACHINE_ERRNOS:
+            return _crash(args)
+        # A full, read-only or failing disk: the machine's fault, named in one line.
+        where = Path(e.filename) if e.filename else None
+        what = f"{where.parent}: cannot write {where.name}" if where else "cannot write"
+        print(f"kpv: error: {what}: {e.strerror}", file=sys.stderr)
+        return 2
+    except Exception:
+        return _crash(args)
+
+
+# What the machine, not kpv, gets wrong when a write fails.
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG,
+                   errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
+CRASH_FILE = "kpv-crash.txt"
+
+
+def _crash(args: argparse.Namespace) -> int:
+    """A bug in kpv: exit 3, the traceback saved in the output folder when there is one."""
+    text = traceback.format_exc()
+    exc = sys.exc_info()[1]
+    summary = f"kpv: internal error (a bug in kpv): {type(exc).__name__}: {exc}"
+    out = getattr(args, "out_dir", None)
+    if out is not None:
+        try:
+            atomic.write(out / CRASH_FILE, text.encode())
+            print(f"{summary}; traceback in {out / CRASH_FILE}", file=sys.stderr)
+            return 3
+        except OSError:
+            pass
+    print(text + summary, file=sys.stderr)
+    return 3
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -120,34 +160,58 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.errors import UserError
     from pipeline.report import junit
 
+    cell = _cell(args.cell) if args.cell else None
     job = jobmod.override(jobmod.load(args.job), jobmod.Overrides(
-        tree=args.tree, series=args.series, revisions=args.revisions, vcpus=args.vcpus,
+        tree=args.tree, series=args.series, revisions=args.revisions,
+        vcpus=(cell[1],) if cell else args.vcpus,
         tests=args.tests, duration=args.duration, accel=args.accel, out=args.out))
+    if job.out.exists() and not job.out.is_dir():
+        raise UserError(f"--out {job.out}: exists and is not a folder")
+    args.out_dir = job.out
     ser = series.load(job.series)
     names = list(job.revisions) or [series.BASELINE, *(r.name for r in ser.revisions)]
-    cells = {name: list(job.vcpus) for name in names}
-    if args.cell:
-        rev, _, n = args.cell.partition(":")
-        if rev not in cells or not n.isdigit():
-            raise UserError(f"--cell {args.cell}: expected REV:VCPUS with REV one of "
-                            f"{', '.join(names)}")
-        cells = {rev: [int(n)]}
-    revisions = [ser.revision(name) for name in cells]
+    if cell:
+        if cell[0] not in names:
+            raise UserError(f"--cell {args.cell}: no revision {cell[0]!r} in this job "
+                            f"(known: {', '.join(names)})")
+        names = [cell[0]]
+    revisions = [ser.revision(name) for name in names]
     progress = Progress()
     run = runner.new_run(job)
     run.properties["series"] = ser.source
-    run.save(job.out / "results.json")  # from the start, a reader finds a valid (empty) run
+
+    def save() -> None:
+        run.save(job.out / "results.json")
+        junit.write(run, job.out)
+
+    save()  # from the start, a reader finds a valid (empty) run
     try:
         ctx = runner.prepare(job, run, progress)
         for rev in revisions:
-            ctx = runner.run_revision(ctx, rev, run, progress, cells[rev.name])
-    finally:
-        # Whatever happened, what ran so far is written (Ctrl-C included).
-        run.save(job.out / "results.json")
-        junit.write(run, job.out)
-        progress(f"results: {job.out / 'junit.xml'}, {job.out / 'results.json'}")
+            ctx = runner.run_revision(ctx, rev, run, progress, list(job.vcpus), save)
+    except BaseException:
+        # What ran so far is written (Ctrl-C included); should that fail too
+        # (a full disk), the error to report is the first one.
+        with contextlib.suppress(OSError):
+            save()
+            progress(f"results so far: {job.out / 'junit.xml'}, {job.out / 'results.json'}")
+        raise
+    save()
+    progress(f"results: {job.out / 'junit.xml'}, {job.out / 'results.json'}")
     _summary(run)
     return run.exit_code()
+
+
+def _cell(text: str) -> tuple[str, int]:
+    """--cell REV:VCPUS; the vCPU count is then checked as --vcpus is."""
+    from pipeline.errors import UserError
+
+    rev, _, n = text.partition(":")
+    if not rev or not n.isdigit():
+        raise UserError(f"--cell {text}: expected REV:VCPUS, e.g. v1:2")
+    if int(n) < 1:
+        raise UserError(f"--cell {text}: a guest needs at least 1 vCPU")
+    return rev, int(n)
 
 
 def _summary(run) -> None:

@@ -1,7 +1,8 @@
 """The whole pipeline for a job: per revision apply, kconfig, build, then each cell.
 
-Stages hand plain values on; the Run is saved after every suite so an
-interrupted run still leaves results.json (and, from the CLI, junit.xml).
+Stages hand plain values on; the Run is saved (by the caller's save) after
+the build stages and after every test, so an interrupted run keeps every test
+that finished.
 """
 
 from __future__ import annotations
@@ -63,34 +64,42 @@ def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
 
 
 def run_revision(ctx: Context, rev: series.Revision, run: Run,
-                 progress: Callable[[str], None], cells: list[int]) -> Context:
+                 progress: Callable[[str], None], cells: list[int],
+                 save: Callable[[], None]) -> Context:
     """apply → kconfig → build → cells; each stage's outcome becomes a case.
 
-    Returns the context for the next revision: on TCG if KVM had to be given up.
+    save() writes the run as it stands: after the build stages, and after
+    each test of each cell. Returns the context for the next revision: on TCG
+    if KVM had to be given up.
     """
     rdir = ctx.out / rev.name
     rdir.mkdir(parents=True, exist_ok=True)
     suite = run.add(Suite(cell.suite_name(rev.name), rev.name, None, _rev_props(ctx, rev)))
     with tree.locked(ctx.worktree, progress):
         kernel = _build_stages(ctx, rev, rdir, suite, run, progress)
-    run.save(ctx.out / "results.json")
+    save()
+
+    def checkpoint(s: Suite) -> None:
+        s.properties.update(suite.properties)
+        run.add(s)
+        save()
+
     for n in cells:
         if kernel is None:
             run.add(_skipped_cell(ctx, rev.name, n, suite))
-        else:
-            t0 = time.monotonic()
-            spec = cell.CellSpec(rev.name, n, kernel.bzimage, kernel.vmlinux, ctx.initrd,
-                                 ctx.job.memory_mb, ctx.job.numa_nodes, ctx.accel,
-                                 ctx.job.boot_timeout, ctx.job.test_slack)
-            s = cell.run(spec, ctx.tests, ctx.out, f"{rev.name}/vcpus-{n}", progress)
-            if "accel_fallback" in s.properties:
-                ctx = replace(ctx, accel="tcg")
-                run.properties["accel"] = "tcg"
-                run.properties["accel_reason"] = s.properties["accel_fallback"]
-            s.properties.update(suite.properties)
-            run.add(s)
-            _stage_time(run, "boot+run", t0)
-        run.save(ctx.out / "results.json")
+            save()
+            continue
+        t0 = time.monotonic()
+        spec = cell.CellSpec(rev.name, n, kernel.bzimage, kernel.vmlinux, ctx.initrd,
+                             ctx.job.memory_mb, ctx.job.numa_nodes, ctx.accel,
+                             ctx.job.boot_timeout, ctx.job.test_slack)
+        s = cell.run(spec, ctx.tests, ctx.out, f"{rev.name}/vcpus-{n}", progress, checkpoint)
+        if "accel_fallback" in s.properties:
+            ctx = replace(ctx, accel="tcg")
+            run.properties["accel"] = "tcg"
+            run.properties["accel_reason"] = s.properties["accel_fallback"]
+        _stage_time(run, "boot+run", t0)
+        save()
     return ctx
 
 
