@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline import analysis, markers, reach, sanitize, symbols, timings, vm
+from pipeline import analysis, endings, markers, reach, sanitize, symbols, timings, vm
 from pipeline.console import Report
 from pipeline.guest import GuestTest
 from pipeline.results import Case, Status, Suite
@@ -65,8 +65,13 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
                 accel = "tcg"  # once KVM failed here, it will fail for the next boot too
             seen = analysis.analyse(sanitize.clean(b.log), qemu_exited=b.qemu_exited,
                                     note=b.problem)
+            found = seen.reports
+            if b.qemu_exited is None:
+                # A signal kpv did not send stopped QEMU (the OOM killer, a stray
+                # kill): the console stopping is the host's doing, not the kernel's.
+                found = [r for r in found if r.type != endings.STOPPED]
             marks = seen.markers
-            reports, why = _decoded(own_test(t.name, seen.reports, marks), spec.vmlinux)
+            reports, why = _decoded(own_test(t.name, found, marks), spec.vmlinux)
             symbols_why = symbols_why or why
             boots.append((b, reports))
             cases.append(test_case(t, b, marks, [r for r in reports if r.test == t.name]))

@@ -237,7 +237,7 @@ def boot(m: Machine, log: BinaryIO, boot_timeout: float, run_timeout: float,
     status = None if killed or child.signalstatus is not None else child.exitstatus
     if not problem and not console.done:
         how = (f"QEMU exited (status {status})" if status is not None
-               else f"QEMU was killed by signal {child.signalstatus}")
+               else f"QEMU was killed by signal {child.signalstatus}, not sent by kpv,")
         problem = f"{how} before {'the guest finished' if console.booted else 'init started'}"
     return Boot(m.accel, shlex.join(cmd), bytes(data), console.booted, boot_time, console.done,
                 status, killed, problem)

@@ -5,6 +5,7 @@ build dirs live in the shared kpv cache, so later tests reuse earlier builds.
 """
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import pytest
 import xmlschema
-from junitparser import Failure, JUnitXml, Skipped
+from junitparser import Error, Failure, JUnitXml, Skipped
 
 from pipeline import analysis, markers, sanitize, vm
+from pipeline.results import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 XSD = ROOT / "tests" / "data" / "junit-10.xsd"
@@ -291,17 +293,86 @@ def test_qemu_killed_from_outside_is_not_blamed_on_kpv_or_the_guest(default_run,
     with open(path, "wb") as log, ThreadPoolExecutor(1) as pool:
         running = pool.submit(vm.boot, m, log, 120, 120)
         deadline = time.monotonic() + 120
-        while b"@@kpv start fork" not in path.read_bytes() and time.monotonic() < deadline:
+        while not started(_read(path)) and time.monotonic() < deadline:
             time.sleep(0.2)
         subprocess.run(["pkill", "-KILL", "-f", tag], check=True)
         b = running.result()
     assert (b.killed, b.exit_status, b.qemu_exited) == (False, None, None)
-    assert b.problem == "QEMU was killed by signal 9 before the guest finished"
+    assert b.problem == ("QEMU was killed by signal 9, not sent by kpv, before the guest "
+                         "finished")
+    # A log alone says only that it ends; kpv run, knowing more, blames the host (below).
     seen = analysis.analyse(sanitize.clean(b.log), b.qemu_exited, b.problem)
     (stopped,) = [r for r in seen.reports if r.test == "fork"]
     assert stopped.type == "console-stopped"
     assert stopped.text.split("\n")[0] == ("console stopped: the log ends before init finished "
                                            f"({b.problem})")
+
+
+def _run_until(out: Path, args: list[str], test: str, timeout: float = 900) -> subprocess.Popen:
+    """kpv run started in the background, returned once `test` has started in its guest."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", *args, "--out", str(out)],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    log = out / "baseline" / "vcpus-1" / "console.log"
+    while time.monotonic() < deadline and not started(_read(log), test) \
+            and proc.poll() is None:
+        time.sleep(0.2)
+    assert started(_read(log), test), proc.stderr.read() if proc.poll() is not None else ""
+    return proc
+
+
+def test_qemu_killed_from_outside_fails_the_runner_not_the_kernel(default_run, tmp_path):
+    """kpv run: a QEMU killed by someone else is an <error> and exit 2, not a kernel report."""
+    out = tmp_path / "out"
+    proc = _run_until(out, ["--revisions", "baseline", "--vcpus", "1", "--tests", "fork",
+                            "--duration", "30"], "fork")
+    (qemu,) = _qemu_children(proc.pid)
+    os.kill(qemu, signal.SIGKILL)
+    assert proc.wait(timeout=300) == 2
+    case = cases(out)[("kpv.baseline.vcpus_1", "fork")]
+    assert isinstance(result_of(case), Error)
+    assert result_of(case).message == ("QEMU was killed by signal 9, not sent by kpv, before "
+                                       "the guest finished")
+    (suite,) = [s for s in Run.load(out / "results.json").suites if s.name.endswith("vcpus_1")]
+    assert [r.type for c in suite.cases for r in c.reports] == []
+
+
+def test_ctrl_c_mid_test_keeps_the_tests_that_finished(default_run, tmp_path):
+    """SIGINT during the second test of a cell: the first test's pass is in the results."""
+    out = tmp_path / "out"
+    proc = _run_until(out, ["--revisions", "baseline", "--vcpus", "1", "--tests", "fork,stack",
+                            "--duration", "20"], "stack")
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert subprocess.run(["pgrep", "-f", str(out)]).returncode == 1, "a QEMU was left"
+    (suite,) = [s for s in Run.load(out / "results.json").suites if s.name.endswith("vcpus_1")]
+    assert [(c.name, c.status.value) for c in suite.cases] == [("boot", "pass"),
+                                                               ("fork", "pass")]
+    assert ("kpv.baseline.vcpus_1", "fork") in cases(out)  # junit.xml is rewritten too
+    assert b"@@kpv start stack" in (out / "baseline" / "vcpus-1" / "console.log").read_bytes()
+
+
+def test_disk_filling_mid_run_is_exit_2_and_leaves_no_partial_kernel(default_run, tmp_path):
+    """The output folder holds the guest image (6.5 MB) but not the kernel after it: exit 2,
+    one line naming the folder, results.json valid, no bzImage at all."""
+    out = tmp_path / "out"
+    out.mkdir()
+    image = (default_run / "initramfs.cpio").stat().st_size
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={image // 1024 + 512}k", "tmpfs",
+                    str(out)], check=True)
+    try:
+        p = kpv("run", "--revisions", "baseline", "--vcpus", "1", "--tests", "fork",
+                "--duration", "5", "--out", str(out))
+        assert p.returncode == 2, p.stderr[-3000:]
+        assert p.stderr.strip().splitlines()[-1] == (
+            f"kpv: error: {out / 'baseline'}: cannot write bzImage: No space left on device")
+        assert not (out / "baseline" / "bzImage").exists()
+        assert [f.name for f in out.rglob(".*")] == [".config"], "a temporary file was left"
+        run = Run.load(out / "results.json")
+        assert [s.name for s in run.suites] == ["kpv.baseline"]
+    finally:
+        subprocess.run(["umount", "-l", str(out)], check=False)
 
 
 def test_kvm_watchdog_falls_back_to_tcg(default_run, tmp_path):
