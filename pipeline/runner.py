@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import platform
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import basecheck, build, cache, cell, guest, kconfig, series, tree, vm
+from pipeline import atomic, basecheck, build, cache, cell, guest, kconfig, series, tree, vm
 from pipeline import job as jobmod
 from pipeline.job import Job
 from pipeline.results import Case, Run, Status, Suite
@@ -111,7 +110,7 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     # Before applying: do the series' index blobs say it was made against this base?
     fit = basecheck.check(ctx.base.repo, ctx.base.commit, list(rev.patches)).summary()
     applied = tree.apply(ctx.worktree, ctx.base, list(rev.patches), keep=rdir / "applied")
-    (rdir / "apply.log").write_text(f"base check: {fit}\n{applied.log}")
+    atomic.write(rdir / "apply.log", f"base check: {fit}\n{applied.log}".encode())
     case = Case("apply", time=time.monotonic() - t0, artifacts=[
         f"{rev.name}/apply.log", *(f"{rev.name}/applied/{p.name}" for p in applied.kept)])
     case.properties["patches"] = str(len(rev.patches))
@@ -137,7 +136,7 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     if conf.error:  # no .config came out: the tree's Kconfig is broken
         _set(case, Status.FAIL, "kconfig-error", conf.error, (rdir / "kconfig.log").read_text())
     else:
-        shutil.copyfile(conf.config, rdir / ".config")
+        atomic.copy(conf.config, rdir / ".config")
         case.artifacts.append(f"{rev.name}/.config")
     if conf.unmet:
         msg = f"{len(conf.unmet)} requested options did not stick: {conf.unmet[0]}"
