@@ -95,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--tree", help='"debian:linux-source-6.1" or a kernel git checkout')
     r.add_argument("--series", help="series source: a folder, mbox, patch, Message-ID, "
                    "lore URL or pw:<id> (see kpv series --help)")
-    r.add_argument("--revisions", type=_names, help="comma-separated, e.g. baseline,v1")
+    r.add_argument("--revisions", type=_names,
+                   help="comma-separated, e.g. baseline,v1 (default: the job's; with "
+                        "--series, baseline and every revision of that series)")
     r.add_argument("--vcpus", type=_ints, help="comma-separated vCPU counts, e.g. 1,2,4")
     r.add_argument("--tests", type=_names, help="comma-separated test names")
     r.add_argument("--duration", type=int, help="seconds per stress test")
@@ -162,7 +164,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     cell = _cell(args.cell) if args.cell else None
     job = jobmod.override(jobmod.load(args.job), jobmod.Overrides(
-        tree=args.tree, series=args.series, revisions=args.revisions,
+        tree=args.tree, series=args.series,
+        # A --series of its own brings its own revisions: the job's list named another's.
+        revisions=() if args.series and not args.revisions else args.revisions,
         vcpus=(cell[1],) if cell else args.vcpus,
         tests=args.tests, duration=args.duration, accel=args.accel, out=args.out))
     if job.out.exists() and not job.out.is_dir():

@@ -5,6 +5,8 @@ The folders are real tmpfs mounts (full, read-only); the tree is a real git
 repository; nothing is mocked but the one bug planted to see exit 3.
 """
 
+from pathlib import Path
+
 import pytest
 
 from pipeline import cli
@@ -92,3 +94,15 @@ def test_a_bug_without_an_output_folder_prints_its_traceback(tmp_path, monkeypat
     assert err.rstrip().splitlines()[-1] == (
         "kpv: internal error (a bug in kpv): ZeroDivisionError: division by zero")
 
+
+
+def test_series_without_revisions_runs_that_series_own(tmp_path, monkeypatch, capsys):
+    """The default job lists v1, v2...: a --series of another's has none of them."""
+    canary = Path(__file__).parent.parent / "stress" / "canaries" / "migration"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no QEMU: the run stops once revisions are known
+    out = tmp_path / "out"
+    assert main(["run", "--series", str(canary), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no revision" not in err
+    assert _one_line(err.splitlines()[-1]) == (
+        "kpv: error: qemu-system-x86_64 not found: install the qemu-system-x86 package")
