@@ -2,6 +2,7 @@
 folded the way the 2010 archive did, applied by kpv to Debian's 6.1 tree, must give the same
 tree as the clean patch (`git diff` of the two worktrees is empty)."""
 
+import re
 import time
 from pathlib import Path
 
@@ -31,6 +32,12 @@ def trees(tmp_path_factory):
     return base, *wts
 
 
+def _short_index(text: str) -> str:
+    """Index lines with 7-digit blob names: git abbreviates them by the size of the
+    repository that wrote the patch, so the same blobs may be written 7 or 9 digits long."""
+    return re.sub(r"(?m)^index ([0-9a-f]{7})[0-9a-f]*\.\.([0-9a-f]{7})[0-9a-f]*", r"index \1..\2", text)
+
+
 @pytest.mark.parametrize("rev", ["v1", "v2", "v2-buildfix", "v3"])
 def test_mangled_revision_applies_like_the_clean_one(trees, rev, tmp_path):
     base, clean_wt, wt = trees
@@ -54,7 +61,8 @@ def test_mangled_revision_applies_like_the_clean_one(trees, rev, tmp_path):
     assert git(wt, "diff", "FETCH_HEAD", "HEAD") == ""
     # The kept patches are the author's diffs again, whitespace and all.
     for k, p in zip(res.kept, clean, strict=True):
-        assert k.read_text().split("\ndiff --git", 1)[1].split("\n-- \n")[0] in p.read_text()
+        diff = k.read_text().split("\ndiff --git", 1)[1].split("\n-- \n")[0]
+        assert _short_index(diff) in _short_index(p.read_text())
     print(f"{rev}: mangled apply {took:.1f} s")
 
 
