@@ -35,7 +35,8 @@ def trees(tmp_path_factory):
 def _short_index(text: str) -> str:
     """Index lines with 7-digit blob names: git abbreviates them by the size of the
     repository that wrote the patch, so the same blobs may be written 7 or 9 digits long."""
-    return re.sub(r"(?m)^index ([0-9a-f]{7})[0-9a-f]*\.\.([0-9a-f]{7})[0-9a-f]*", r"index \1..\2", text)
+    return re.sub(r"(?m)^index ([0-9a-f]{7})[0-9a-f]*\.\.([0-9a-f]{7})[0-9a-f]*",
+                  r"index \1..\2", text)
 
 
 @pytest.mark.parametrize("rev", ["v1", "v2", "v2-buildfix", "v3"])
