@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import cell, guest, job, runner, vm  # noqa: E402
+from pipeline import cell, guest, job, packaged, vm  # noqa: E402
 
 DEFAULT_TESTS = ("fork", "stack", "mmap", "migrate", "race")
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> dict:
     kernel = Path(args.kernel) if args.kernel else baseline_kernel(args.out)
     settings = job.guest_settings(j)
     tests = [guest.stress_test(t, j.duration, j.seed, settings, args.repeats) for t in j.tests]
-    bins = guest.build_stress(runner.STRESS_SRC, args.out / "stress")
+    bins = guest.build_stress(packaged.STRESS_SRC, args.out / "stress")
     initrd = guest.build_initramfs(tests, args.out / "initramfs.cpio", bins, settings=settings)
     accel, why = vm.probe_accel(j.accel)
     print(f"kernel {kernel}\naccelerator {accel}: {why}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import importlib.metadata
 import json
 import os
 import signal
@@ -20,8 +21,7 @@ from pathlib import Path
 
 from pipeline import atomic
 from pipeline.errors import KpvError
-
-DEFAULT_JOB = Path(__file__).resolve().parent.parent / "jobs" / "anon-vma.toml"
+from pipeline.packaged import DEFAULT_JOB
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,8 +85,16 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("kpv")
+    except importlib.metadata.PackageNotFoundError:  # `python -m pipeline` in a checkout
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kpv", description="Kernel patch validation.")
+    p.add_argument("--version", action="version", version=f"kpv {_version()}")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a job: apply, build, boot, stress, report")

@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import guest, tree, vm
+from pipeline import guest, job, packaged, tree, vm
 from pipeline.errors import KpvError
 
 
@@ -40,6 +40,7 @@ def checks() -> list[Check]:
             for n, p, pkg in _HEADERS]
     out.append(_qemu())
     out.append(_busybox())
+    out.append(_shipped())
     out.append(Check("Debian linux-source-6.1", tree.DEBIAN_TARBALL.is_file(),
                      str(tree.DEBIAN_TARBALL) if tree.DEBIAN_TARBALL.is_file()
                      else "install linux-source-6.1, or pass --tree with a kernel checkout"))
@@ -58,6 +59,19 @@ def _qemu() -> Check:
         return Check("QEMU", True, vm.qemu_binary())
     except KpvError as e:
         return Check("QEMU", False, str(e))
+
+
+def _shipped() -> Check:
+    """The default job and what it names (fragments, series), and the stress sources:
+    an install that lost its package data must not pass."""
+    problems = []
+    try:
+        job.load(packaged.DEFAULT_JOB)
+    except KpvError as e:  # one line on doctor's list, however many problems it names
+        problems.append(" ".join(line.strip() for line in str(e).splitlines()))
+    if not (packaged.STRESS_SRC / "Makefile").is_file():
+        problems.append(f"{packaged.STRESS_SRC}: no stress sources")
+    return Check("kpv's own files", not problems, "; ".join(problems) or str(packaged.DATA))
 
 
 def _busybox() -> Check:

@@ -15,12 +15,22 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import atomic, basecheck, build, cache, cell, guest, kconfig, series, tree, vm
+from pipeline import (
+    atomic,
+    basecheck,
+    build,
+    cache,
+    cell,
+    guest,
+    kconfig,
+    packaged,
+    series,
+    tree,
+    vm,
+)
 from pipeline import job as jobmod
 from pipeline.job import Job
 from pipeline.results import Case, Run, Status, Suite
-
-STRESS_SRC = Path(__file__).resolve().parent.parent / "stress"
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
     base = tree.find_base(job.tree, job.ref)
     wt = tree.worktree(base)
     progress("guest: building stress programs and initramfs")
-    bins = guest.build_stress(STRESS_SRC, cache.root() / "stress")
+    bins = guest.build_stress(packaged.STRESS_SRC, cache.root() / "stress")
     initrd = guest.build_initramfs(tests, job.out / "initramfs.cpio", bins, settings=settings)
     frag_key = cache.key(job.kconfig_base, *(f.read_bytes() for f in job.fragments))
     builds = cache.root() / "builds" / f"{base.commit[:12]}-{frag_key}"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,6 +51,24 @@ def test_doctor_names_the_package_for_what_is_missing(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert "MISSING  git: install git" in out
     assert "MISSING  QEMU: qemu-system-x86_64 not found: install the qemu-system-x86 package" in out
+
+
+def test_doctor_misses_kpv_files_an_install_lost(tmp_path, monkeypatch, capsys):
+    """A copy of the package data without its stress sources and with the default job
+    naming a fragment that is gone: doctor says which, exit 2."""
+    from pipeline import packaged
+
+    data = tmp_path / "data"
+    shutil.copytree(packaged.DATA, data, symlinks=False)
+    shutil.rmtree(data / "stress")
+    (data / "kconfigs" / "mm.config").unlink()
+    monkeypatch.setattr(packaged, "DEFAULT_JOB", data / "jobs" / "anon-vma.toml")
+    monkeypatch.setattr(packaged, "STRESS_SRC", data / "stress")
+    assert main(["doctor"]) == 2
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if "kpv's own files" in ln]
+    assert line == (f"MISSING  kpv's own files: {data}/jobs/anon-vma.toml: invalid job file: "
+                    f"kconfig.fragments: {data}/kconfigs/mm.config: no such file; "
+                    f"{data}/stress: no stress sources")
 
 
 def test_unknown_test_and_zero_vcpus_refused_before_anything_runs(tmp_path, capsys):
