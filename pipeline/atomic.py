@@ -16,8 +16,9 @@ from typing import BinaryIO
 
 
 @contextmanager
-def open_new(path: Path) -> Iterator[BinaryIO]:
-    """A file to write `path`'s new content into; it becomes `path` when the block ends."""
+def open_new(path: Path, mode: int = 0o666) -> Iterator[BinaryIO]:
+    """A file to write `path`'s new content into; it becomes `path` when the block ends.
+    mode: its permissions before the umask (0o777 for a script)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -29,7 +30,7 @@ def open_new(path: Path) -> Iterator[BinaryIO]:
         # mkstemp makes 0600; results are for CI artifact collectors and other users too.
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, mode & ~umask)
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -46,8 +47,8 @@ def _naming(e: OSError, path: Path) -> OSError:
     return type(e)(e.errno, e.strerror, str(path))
 
 
-def write(path: Path, data: bytes) -> None:
-    with open_new(path) as f:
+def write(path: Path, data: bytes, mode: int = 0o666) -> None:
+    with open_new(path, mode) as f:
         f.write(data)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline import analysis, endings, markers, reach, sanitize, symbols, timings, vm
+from pipeline import analysis, endings, markers, reach, reproduce, sanitize, symbols, timings, vm
 from pipeline.console import Report
 from pipeline.guest import GuestTest
 from pipeline.results import Case, Status, Suite
@@ -49,6 +49,9 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
     finished is written before the next boot (an interruption keeps it).
     """
     (out / cell_dir).mkdir(parents=True, exist_ok=True)
+    reproduce.write(vm.Machine(spec.kernel, spec.initrd, spec.vcpus, spec.memory_mb,
+                               spec.numa_nodes, spec.accel, ""),
+                    spec.revision, [t.name for t in tests], out / cell_dir)
     boots: list[tuple[vm.Boot, list[Report]]] = []
     cases: list[Case] = []
     accel = spec.accel
@@ -87,7 +90,8 @@ def _suite(spec: CellSpec, cell_dir: str, boots: list[tuple[vm.Boot, list[Report
                   {"vcpus": str(spec.vcpus), "numa_nodes": str(spec.numa_nodes)})
     if symbols_why:  # once per cell: it is the kernel's, not the boot's
         suite.properties["symbols"] = symbols_why
-    suite.properties.update({"accel": boots[-1][0].accel, "qemu_command": boots[-1][0].command})
+    suite.properties.update({"accel": boots[-1][0].accel, "qemu_command": boots[-1][0].command,
+                             "reproduce": f"{cell_dir}/{reproduce.NAME}"})
     fallback = next((b.fallback for b, _ in boots if b.fallback), "")
     if fallback:
         suite.properties["accel_fallback"] = fallback

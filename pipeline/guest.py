@@ -17,7 +17,6 @@ when the host has stress-ng: its binary and shared libraries are copied in
 from __future__ import annotations
 
 import re
-import shlex
 import shutil
 import struct
 import subprocess
@@ -25,11 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import jinja2
-
 from pipeline import atomic, cpio, hostbin
 from pipeline.build import first_error
 from pipeline.errors import InfraError, UserError
+from pipeline.render import TEMPLATES
 
 
 @dataclass(frozen=True)
@@ -75,15 +73,6 @@ TIMEOUT_GRACE = 60  # seconds
 # Test names go into markers, shell case patterns and JUnit names.
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 _PT_INTERP = 3  # ELF program header type naming the dynamic loader
-
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("pipeline"),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_TEMPLATES.filters["shquote"] = shlex.quote
 
 
 @dataclass(frozen=True)
@@ -208,13 +197,13 @@ def build_stress(src: Path, out: Path) -> dict[str, Path]:
 
 def render_init(tests: Sequence[GuestTest], settings: GuestSettings | None = None) -> str:
     """The /init script for these tests."""
-    return _TEMPLATES.get_template("init.j2").render(tests=tests,
+    return TEMPLATES.get_template("init.j2").render(tests=tests,
                                                      settings=settings or GuestSettings())
 
 
 def render_stress_ng() -> str:
     """The guest's wrapper around stress-ng (STRESS_NG_WRAPPER)."""
-    return _TEMPLATES.get_template("stress-ng.sh").render()
+    return TEMPLATES.get_template("stress-ng.sh").render()
 
 
 def build_initramfs(

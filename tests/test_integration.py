@@ -144,6 +144,26 @@ def job_file(tmp_path: Path, **over: str) -> Path:
     return path
 
 
+def test_reproduce_boots_the_cell_by_hand(default_run, tmp_path):
+    """A cell's reproduce.sh, with the output folder copied elsewhere, boots the same kernel
+    and image and runs the test it is given: kpv itself is not involved."""
+    copy = tmp_path / "out"
+    shutil.copytree(default_run, copy, ignore=shutil.ignore_patterns("console.log"))
+    script = copy / "v1" / "vcpus-1" / "reproduce.sh"
+    cell = next(s for s in Run.load(default_run / "results.json").suites
+                if s.name == "kpv.v1.vcpus_1")
+    assert cell.properties["reproduce"] == "v1/vcpus-1/reproduce.sh"
+    p = subprocess.run([str(script), "stack"], cwd=tmp_path, capture_output=True, timeout=600,
+                       stdin=subprocess.DEVNULL, env={**os.environ, "KPV_ACCEL": "tcg"})
+    assert p.returncode == 0, p.stderr
+    marks = markers_in(p.stdout)
+    assert [m.test for m in marks if m.kind == "start"] == ["stack"]
+    assert any(m.kind == "done" for m in marks)
+    # v1's lockdep report at the first exec, as in kpv's own boot of it.
+    titles = [r.title for r in analysis.analyse(sanitize.clean(p.stdout), True, "").reports]
+    assert any(t.endswith("in expand_downwards") for t in titles), titles
+
+
 def test_v2_builds_and_boots_without_lockdep(tmp_path):
     frags = f'["{ROOT}/kconfigs/guest.config", "{ROOT}/kconfigs/mm.config"]'
     job = job_file(tmp_path, fragments=frags, revisions='["v2"]', vcpus="[1]",
