@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import importlib.metadata
 import json
 import os
 import signal
@@ -19,7 +18,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline import atomic
+from pipeline import atomic, provenance
 from pipeline.errors import KpvError
 from pipeline.packaged import DEFAULT_JOB
 
@@ -85,16 +84,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("kpv")
-    except importlib.metadata.PackageNotFoundError:  # `python -m pipeline` in a checkout
-        return "(not installed)"
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kpv", description="Kernel patch validation.")
-    p.add_argument("--version", action="version", version=f"kpv {_version()}")
+    p.add_argument("--version", action="version", version=f"kpv {provenance.kpv_version()}")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a job: apply, build, boot, stress, report")

@@ -24,6 +24,7 @@ from pipeline import (
     guest,
     kconfig,
     packaged,
+    provenance,
     series,
     tree,
     vm,
@@ -67,6 +68,7 @@ def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
     run.properties.update({
         "base": base.describe, "base_commit": base.commit, "accel": accel,
         "accel_reason": why, "host": platform.node(), "job": str(job.path),
+        **provenance.record(),
     })
     return Context(job, base, wt, accel, tests, initrd, builds / "build", builds / "kconfig",
                    job.out)
@@ -148,6 +150,9 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     else:
         atomic.copy(conf.config, rdir / ".config")
         case.artifacts.append(f"{rev.name}/.config")
+        # Which config a result came from, comparable across runs and machines.
+        digest = hashlib.sha256(conf.config.read_bytes()).hexdigest()
+        case.properties["config_sha256"] = suite.properties["config_sha256"] = digest
     if conf.unmet:
         msg = f"{len(conf.unmet)} requested options did not stick: {conf.unmet[0]}"
         _set(case, Status.FAIL, "kconfig-error", msg, "\n".join(conf.unmet))

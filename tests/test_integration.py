@@ -4,6 +4,7 @@ Slow tier: these build kernels (minutes each) and boot them under TCG. The
 build dirs live in the shared kpv cache, so later tests reuse earlier builds.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -112,6 +113,11 @@ def test_v2_buildfix_circular_dependency(default_run):
 def test_results_record_accel_timings_and_logs(default_run):
     results = json.loads((default_run / "results.json").read_text())
     assert results["properties"]["accel"] in ("kvm", "tcg")
+    for tool in ("kpv", "python", "qemu", "cc", "make", "binutils"):
+        assert not results["properties"][f"{tool}_version"].startswith("unknown")
+    config = hashlib.sha256((default_run / "v3" / ".config").read_bytes()).hexdigest()
+    assert {s["properties"].get("config_sha256") for s in results["suites"]
+            if s["properties"]["revision"] == "v3"} == {config}
     for stage in ("apply", "kconfig", "build", "boot+run"):
         assert results["stage_times"][stage] > 0
     cell = next(s for s in results["suites"] if s["name"] == "kpv.v3.vcpus_2")
