@@ -7,6 +7,7 @@ so after that module it is reused, not rebuilt; boots it once at 1 vCPU.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 import venv
@@ -23,8 +24,12 @@ pytestmark = pytest.mark.integration
 def installed(tmp_path_factory) -> Path:
     """The bin folder of a fresh virtual environment holding kpv's wheel."""
     d = tmp_path_factory.mktemp("install")
+    # From a copy: building writes build/ and *.egg-info beside the sources.
+    src = d / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", "kpv-out"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(d),
-                    str(ROOT)], check=True, cwd=d)
+                    str(src)], check=True, cwd=d)
     (wheel,) = d.glob("kpv-*.whl")
     venv.create(d / "venv", with_pip=True)
     bin_dir = d / "venv" / "bin"
