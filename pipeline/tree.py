@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pipeline import cache
 from pipeline.errors import InfraError, UserError
+from pipeline.gitcmd import GIT_ENV, git
 from pipeline.job import DEBIAN_TREE
 
 DEBIAN_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
@@ -30,20 +31,6 @@ BASE_TAG = "kpv-base"
 GIT_AM = "git am -3"
 WS_APPLY = "whitespace-tolerant"
 
-# git am needs an identity, and the user's own config must not matter.
-_GIT_ENV = {
-    "GIT_AUTHOR_NAME": "kpv",
-    "GIT_AUTHOR_EMAIL": "kpv@localhost",
-    "GIT_COMMITTER_NAME": "kpv",
-    "GIT_COMMITTER_EMAIL": "kpv@localhost",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_TERMINAL_PROMPT": "0",
-    # No automatic repack of an 80k-file repository in the middle of a run.
-    "GIT_CONFIG_COUNT": "1",
-    "GIT_CONFIG_KEY_0": "gc.auto",
-    "GIT_CONFIG_VALUE_0": "0",
-}
 
 
 @dataclass(frozen=True)
@@ -73,20 +60,6 @@ class ApplyResult:
         return f"{WS_APPLY} for {len(ws)} of {len(self.strategies)} patch(es): {', '.join(ws)}"
 
 
-def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run git with a fixed identity and no user config; raise InfraError on failure."""
-    try:
-        p = subprocess.run(
-            ["git", "-C", str(repo), *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **_GIT_ENV},
-        )
-    except FileNotFoundError:
-        raise InfraError("git not found: install the git package") from None
-    if check and p.returncode != 0:
-        raise InfraError(f"git {' '.join(args)} in {repo} failed: {p.stderr.strip()}")
-    return p
 
 
 def find_base(source: str, ref: str = "HEAD") -> Base:
@@ -246,7 +219,7 @@ def _commit(wt: Path, patch: Path, text: str) -> None:
         args += ["--date", str(msg["Date"])]
     git(wt, "add", "-A")
     p = subprocess.run(["git", "-C", str(wt), *args], input=message, capture_output=True,
-                       text=True, env={**os.environ, **_GIT_ENV})
+                       text=True, env={**os.environ, **GIT_ENV})
     if p.returncode != 0:
         raise InfraError(f"git commit in {wt} failed after applying {patch.name}: "
                          f"{p.stderr.strip()}")
