@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pipeline import atomic, provenance
@@ -93,8 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("job", nargs="?", type=Path, default=DEFAULT_JOB,
                    help="job file (default: jobs/anon-vma.toml)")
     r.add_argument("--tree", help='"debian:linux-source-6.1" or a kernel git checkout')
-    r.add_argument("--series", help="series source: a folder, mbox, patch, Message-ID, "
-                   "lore URL or pw:<id> (see kpv series --help)")
+    r.add_argument("--series", action="append",
+                   help="series source: a folder, mbox, patch, Message-ID, lore URL, pw:<id>, "
+                        "commits of --tree (BASE..TIP, or NAME=BASE..TIP given once per "
+                        "revision) or a b4 branch b4/CHANGE (see kpv series --help)")
     r.add_argument("--revisions", type=_names,
                    help="comma-separated, e.g. baseline,v1 (default: the job's; with "
                         "--series, baseline and every revision of that series)")
@@ -114,7 +116,9 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("series", help="show the revisions and patches of a series")
     s.add_argument("source", help="a folder, mbox, maildir, patch, mail thread, Message-ID, "
-                                  "lore URL, pw:<id> or patchwork URL")
+                                  "lore URL, pw:<id>, patchwork URL, commits BASE..TIP "
+                                  "(NAME=BASE..TIP ..., quoted as one argument) or b4/CHANGE")
+    s.add_argument("--tree", type=Path, help="the git checkout holding commits (default: .)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--refresh", action="store_true", help="fetch lore/patchwork again")
     s.set_defaults(func=_cmd_series)
@@ -163,8 +167,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.report import junit
 
     cell = _cell(args.cell) if args.cell else None
+    source = _series_source(args.series) if args.series else None
     job = jobmod.override(jobmod.load(args.job), jobmod.Overrides(
-        tree=args.tree, series=args.series,
+        tree=args.tree, series=source,
         # A --series of its own brings its own revisions: the job's list named another's.
         revisions=() if args.series and not args.revisions else args.revisions,
         vcpus=(cell[1],) if cell else args.vcpus,
@@ -172,7 +177,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if job.out.exists() and not job.out.is_dir():
         raise UserError(f"--out {job.out}: exists and is not a folder")
     args.out_dir = job.out
-    ser = series.load(job.series)
+    ser = series.load(job.series, tree=_git_tree(job.tree))
+    if series.is_git(job.series):  # the revisions' own base, not the tree's HEAD
+        job = replace(job, ref=ser.record["base_commit"])
     names = list(job.revisions) or [series.BASELINE, *(r.name for r in ser.revisions)]
     if cell:
         if cell[0] not in names:
@@ -204,6 +211,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress(f"results: {job.out / 'junit.xml'}, {job.out / 'results.json'}")
     _summary(run)
     return run.exit_code()
+
+
+def _series_source(given: list[str]) -> str:
+    """--series, once or (NAME=BASE..TIP, one per revision) more than once."""
+    from pipeline import series
+    from pipeline.errors import UserError
+
+    if len(given) > 1 and not all(series.is_git(s) and "=" in s for s in given):
+        raise UserError("--series: given more than once, each must be NAME=BASE..TIP "
+                        f"(got {', '.join(given)})")
+    return " ".join(given)
+
+
+def _git_tree(source: str) -> Path | None:
+    """The tree that git series are read from; None for Debian's tarball."""
+    from pipeline.job import DEBIAN_TREE
+
+    return None if source == DEBIAN_TREE else Path(source)
 
 
 def _cell(text: str) -> tuple[str, int]:
@@ -263,7 +288,7 @@ def _cmd_parse(args: argparse.Namespace) -> int:
 def _cmd_series(args: argparse.Namespace) -> int:
     from pipeline import series
 
-    ser = series.load(args.source, refresh=args.refresh)
+    ser = series.load(args.source, refresh=args.refresh, tree=args.tree)
     revs = [series.describe(r) for r in ser.revisions]
     if args.json:
         # default=str: series.toml may hold TOML dates.
@@ -290,7 +315,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     from pipeline import basecheck, series, tree
     from pipeline.errors import UserError
 
-    ser = series.load(args.source, refresh=args.refresh)
+    ser = series.load(args.source, refresh=args.refresh, tree=_git_tree(args.tree))
     if not ser.revisions:
         raise UserError(f"{args.source}: no revisions")
     rev = ser.revision(args.revision or ser.revisions[-1].name)

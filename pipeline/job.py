@@ -199,8 +199,8 @@ def _memory_mb(guest: dict) -> int:
 
 
 def _series_source(here: Path, source: str) -> str:
-    """A local series path made absolute; a lore or patchwork source as given."""
-    if series.is_remote(source):
+    """A local series path made absolute; lore, patchwork and git sources as given."""
+    if not series.is_path(source):
         return source
     return str((here / source).resolve())
 
@@ -211,8 +211,11 @@ def check(job: Job) -> list[str]:
     for f in job.fragments:
         if not f.is_file():
             errors.append(f"kconfig.fragments: {f}: no such file")
-    if not Path(job.series).exists() and not series.is_remote(job.series):
+    if series.is_path(job.series) and not Path(job.series).exists():
         errors.append(f"series.source: {job.series}: no such file or folder")
+    if series.is_git(job.series) and job.tree == DEBIAN_TREE:
+        errors.append(f"series.source: {job.series}: commits need --tree, a git checkout "
+                      "holding them")
     if job.tree != DEBIAN_TREE and not Path(job.tree).is_dir():
         errors.append(f"tree.source: {job.tree}: no such folder")
     if not job.vcpus or any(not isinstance(n, int) or n < 1 for n in job.vcpus):

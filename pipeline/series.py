@@ -1,6 +1,8 @@
 """Read a patch series from wherever it lives: its revisions, each an ordered list of patches.
 
 Sources (`load` tells them apart in this order):
+- commits in a git checkout: `BASE..TIP`, `NAME=BASE..TIP ...` or a b4
+  branch `b4/CHANGE` (pipeline.gitseries);
 - a patchwork series: `pw:<id>` or a series/patch URL (pipeline.patchwork);
 - a lore thread: a Message-ID, `lore:<msgid>` or an archive URL (pipeline.lore);
 - a folder: with a series.toml naming its revisions, a maildir, a quilt
@@ -22,7 +24,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipeline import cache, lore, mailseries, mbox, patchwork, quoted, udiff
+from pipeline import cache, gitseries, lore, mailseries, mbox, patchwork, quoted, udiff
 from pipeline.errors import UserError
 
 BASELINE = "baseline"
@@ -82,12 +84,26 @@ def is_remote(source: str) -> bool:
     return not Path(source).exists() and bool(patchwork.parse(source) or lore.parse(source))
 
 
-def load(source: str, refresh: bool = False) -> Series:
+def is_git(source: str) -> bool:
+    """True for commits of a git checkout: ranges or a b4 branch (pipeline.gitseries)."""
+    return not Path(source).exists() and gitseries.is_git_source(source)
+
+
+def is_path(source: str) -> bool:
+    """True for a source that names a file or folder (not lore, patchwork or git commits)."""
+    return not (is_remote(source) or is_git(source))
+
+
+def load(source: str, refresh: bool = False, tree: Path | None = None) -> Series:
     """The series at source; UserError naming the source when it holds no patches.
 
     refresh: fetch lore and patchwork sources again instead of using the cache.
+    tree: the git checkout that commit ranges and b4 branches are read from
+    (default: the current folder).
     """
     path = Path(source)
+    if is_git(source):
+        return _from_git(source, tree or Path.cwd())
     if not path.exists():
         if pw := patchwork.parse(source):
             return _from_patchwork(source, *pw, refresh=refresh)
@@ -140,6 +156,22 @@ def _folder_revision(name: str, patches: tuple[Path, ...], origin: str) -> Revis
                      if n not in counters]
         problems += [f"patch {n}/{total} present {c} times" for n, c in counters.items() if c > 1]
     return Revision(name, patches, origin=origin, problems=tuple(problems), info=tuple(info))
+
+
+def _from_git(source: str, tree: Path) -> Series:
+    folder = cache.root() / "series" / "git" / cache.key(str(tree.resolve()), source)
+    revs = gitseries.load(tree, source, folder)
+    bases = {r.base for r in revs}
+    if len(bases) > 1:
+        listed = ", ".join(f"{r.name} on {r.base[:12]}" for r in revs)
+        raise UserError(f"{source}: the revisions have different bases ({listed}); a run "
+                        "compares revisions on one base: run each base on its own")
+    out = tuple(Revision(r.name, tuple(c.patch for c in r.commits), r.description,
+                         origin=r.origin, base_commit=r.base,
+                         info=tuple(PatchInfo(c.subject, author=c.author, date=c.date)
+                                    for c in r.commits))
+                for r in revs)
+    return Series(tree.name, source, out, {"base_commit": revs[0].base})
 
 
 def _from_quilt(path: Path, source: str) -> Series:
