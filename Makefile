@@ -2,7 +2,7 @@
 # install what a fresh Debian 12 machine lacks (apt, as root or with sudo)
 # and the Python dependencies into .venv.
 
-DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 build-essential \
+DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 linux-source-6.12 build-essential \
 	flex bison bc libelf-dev libssl-dev cpio git xz-utils python3-venv stress-ng public-inbox
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 VENV := .venv

@@ -18,7 +18,7 @@ import traceback
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from pipeline import atomic, provenance
+from pipeline import atomic, provenance, treesource
 from pipeline.errors import KpvError
 from pipeline.packaged import DEFAULT_JOB
 
@@ -92,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a job: apply, build, boot, stress, report")
     r.add_argument("job", nargs="?", type=Path, default=DEFAULT_JOB,
                    help="job file (default: jobs/anon-vma.toml)")
-    r.add_argument("--tree", help='"debian:linux-source-6.1" or a kernel git checkout')
+    r.add_argument("--tree", help='"debian:linux-source-X.Y" (Debian\'s 6.1 or 6.12 package) '
+                   "or a kernel git checkout")
     r.add_argument("--series", action="append",
                    help="series source: a folder, mbox, patch, Message-ID, lore URL, pw:<id>, "
                         "commits of --tree (BASE..TIP, or NAME=BASE..TIP given once per "
@@ -126,8 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("apply", help="apply one revision into a new worktree (no build)")
     a.add_argument("source", help="a series source, as for `kpv series`")
     a.add_argument("--revision", help="revision name (default: the newest)")
-    a.add_argument("--tree", default="debian:linux-source-6.1",
-                   help='"debian:linux-source-6.1" (default) or a kernel git checkout')
+    a.add_argument("--tree", default=treesource.DEFAULT,
+                   help=f'"debian:linux-source-X.Y" (default {treesource.DEFAULT}) or a kernel '
+                   "git checkout")
     a.add_argument("--worktree", type=Path, required=True, help="new folder to apply into")
     a.add_argument("--refresh", action="store_true", help="fetch lore/patchwork again")
     a.set_defaults(func=_cmd_apply)
@@ -226,9 +228,7 @@ def _series_source(given: list[str]) -> str:
 
 def _git_tree(source: str) -> Path | None:
     """The tree that git series are read from; None for Debian's tarball."""
-    from pipeline.job import DEBIAN_TREE
-
-    return None if source == DEBIAN_TREE else Path(source)
+    return None if treesource.is_debian(source) else Path(source)
 
 
 def _cell(text: str) -> tuple[str, int]:

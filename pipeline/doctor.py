@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import guest, job, packaged, tree, vm
+from pipeline import guest, job, packaged, treesource, vm
 from pipeline.errors import KpvError
 
 
@@ -41,12 +41,22 @@ def checks() -> list[Check]:
     out.append(_qemu())
     out.append(_busybox())
     out.append(_shipped())
-    out.append(Check("Debian linux-source-6.1", tree.DEBIAN_TARBALL.is_file(),
-                     str(tree.DEBIAN_TARBALL) if tree.DEBIAN_TARBALL.is_file()
-                     else "install linux-source-6.1, or pass --tree with a kernel checkout"))
+    out.append(_debian_trees())
     accel, why = vm.probe_accel("auto")
     out.append(Check("accelerator", True, f"{accel}: {why}"))
     return out
+
+
+def _debian_trees() -> Check:
+    """The default job's tree must be there; other linux-source packages are listed."""
+    default = treesource.tarball(treesource.DEFAULT)
+    found = sorted(treesource.SRC.glob("linux-source-*.tar.xz"))
+    if not default.is_file():
+        return Check("Debian kernel sources", False, f"install "
+                     f"{treesource.package(treesource.DEFAULT)}, or pass --tree with a kernel "
+                     "checkout")
+    names = ", ".join(f"{treesource.PREFIX}{p.name.removesuffix('.tar.xz')}" for p in found)
+    return Check("Debian kernel sources", True, f"--tree {names}")
 
 
 def _tool(name: str, exe: str, pkg: str) -> Check:

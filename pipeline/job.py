@@ -11,20 +11,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import series
+from pipeline import series, treesource
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
     from pipeline.guest import GuestSettings
 
-DEBIAN_TREE = "debian:linux-source-6.1"
-
-
 @dataclass(frozen=True)
 class Job:
     path: Path  # the job file; relative paths in it are relative to its folder
     name: str
-    tree: str  # "debian:linux-source-6.1" or a path to a kernel git checkout
+    tree: str  # "debian:linux-source-X.Y" or a path to a kernel git checkout
     ref: str  # commit-ish in a git checkout; ignored for the Debian tarball
     series: str  # a series source, as `kpv series` takes (folder, mbox, Message-ID, pw:N...)
     revisions: tuple[str, ...]  # "baseline" plus revision names; empty = all of the series
@@ -53,7 +50,7 @@ class Job:
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     "": {"name": (str, "a string")},
     "tree": {
-        "source": (str, f'"{DEBIAN_TREE}" or a path to a kernel git checkout'),
+        "source": (str, '"debian:linux-source-X.Y" or a path to a kernel git checkout'),
         "ref": (str, "a commit, tag or branch of the checkout"),
     },
     "series": {
@@ -157,7 +154,7 @@ def _build(path: Path, data: dict) -> Job:
     kconfig, guest = data["kconfig"], data.get("guest", {})
     timeouts = data.get("timeouts", {})
     source = tree["source"]
-    if source != DEBIAN_TREE:
+    if not treesource.is_debian(source):
         source = str((here / source).resolve())
     return Job(
         path=path,
@@ -213,10 +210,15 @@ def check(job: Job) -> list[str]:
             errors.append(f"kconfig.fragments: {f}: no such file")
     if series.is_path(job.series) and not Path(job.series).exists():
         errors.append(f"series.source: {job.series}: no such file or folder")
-    if series.is_git(job.series) and job.tree == DEBIAN_TREE:
+    if series.is_git(job.series) and treesource.is_debian(job.tree):
         errors.append(f"series.source: {job.series}: commits need --tree, a git checkout "
                       "holding them")
-    if job.tree != DEBIAN_TREE and not Path(job.tree).is_dir():
+    if treesource.is_debian(job.tree):
+        try:
+            treesource.package(job.tree)
+        except ValueError as e:
+            errors.append(f"tree.source: {e}")
+    elif not Path(job.tree).is_dir():
         errors.append(f"tree.source: {job.tree}: no such folder")
     if not job.vcpus or any(not isinstance(n, int) or n < 1 for n in job.vcpus):
         errors.append(f"guest.vcpus: expected positive integers, got {list(job.vcpus)}")
@@ -298,7 +300,7 @@ class Overrides:
 def override(job: Job, o: Overrides) -> Job:
     """The job with the flags applied; raise UserError when the result is invalid."""
     changes = {k: v for k, v in vars(o).items() if v is not None}
-    if "tree" in changes and changes["tree"] != DEBIAN_TREE:
+    if "tree" in changes and not treesource.is_debian(changes["tree"]):
         changes["tree"] = str(Path(changes["tree"]).resolve())
     if "series" in changes:
         changes["series"] = _series_source(Path.cwd(), changes["series"])

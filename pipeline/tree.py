@@ -21,12 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import cache
+from pipeline import cache, treesource
 from pipeline.errors import InfraError, UserError
 from pipeline.gitcmd import GIT_ENV, git
-from pipeline.job import DEBIAN_TREE
 
-DEBIAN_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 BASE_TAG = "kpv-base"
 GIT_AM = "git am -3"
 WS_APPLY = "whitespace-tolerant"
@@ -63,9 +61,12 @@ class ApplyResult:
 
 
 def find_base(source: str, ref: str = "HEAD") -> Base:
-    """The base commit of a tree source: the Debian tarball or a git checkout."""
-    if source == DEBIAN_TREE:
-        return _debian_base(DEBIAN_TARBALL)
+    """The base commit of a tree source: a Debian tarball or a git checkout."""
+    if treesource.is_debian(source):
+        try:
+            return _debian_base(treesource.package(source), treesource.tarball(source))
+        except ValueError as e:
+            raise UserError(f"--tree {e}") from None
     path = Path(source)
     if not (path / ".git").exists():
         raise UserError(f"--tree {path}: not a git checkout (no .git)")
@@ -77,19 +78,19 @@ def find_base(source: str, ref: str = "HEAD") -> Base:
     return Base(path.resolve(), commit, desc or commit[:12])
 
 
-def _debian_base(tarball: Path) -> Base:
+def _debian_base(package: str, tarball: Path) -> Base:
     if not tarball.is_file():
         raise UserError(
-            f"{tarball} not found: install Debian's linux-source-6.1 package "
-            "(apt-get install linux-source-6.1), or pass --tree with a kernel git checkout"
+            f"{tarball} not found: install Debian's {package} package "
+            f"(apt-get install {package}), or pass --tree with a kernel git checkout"
         )
     st = tarball.stat()
     stamp = cache.key(str(st.st_size), str(st.st_mtime_ns))
-    repo = cache.root() / "trees" / f"linux-source-6.1-{stamp}"
+    repo = cache.root() / "trees" / f"{package}-{stamp}"
     if not (repo / ".git").is_dir():
         _unpack(tarball, repo)
     commit = git(repo, "rev-parse", BASE_TAG).stdout.strip()
-    return Base(repo, commit, f"Debian linux-source-6.1 {_kernel_version(repo)}")
+    return Base(repo, commit, f"Debian {package} {kernel_version(repo)}")
 
 
 def _unpack(tarball: Path, repo: Path) -> None:
@@ -111,7 +112,8 @@ def _unpack(tarball: Path, repo: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _kernel_version(repo: Path) -> str:
+def kernel_version(repo: Path) -> str:
+    """VERSION.PATCHLEVEL.SUBLEVEL from the tree's top Makefile."""
     text = (repo / "Makefile").read_text(errors="replace")[:2000]
     v = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL) = (\d+)", text, re.M))
     return ".".join(v.get(k, "?") for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL"))

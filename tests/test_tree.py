@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import tree
+from pipeline import tree, treesource
 from pipeline.errors import UserError
 
 from .conftest import git
@@ -70,9 +70,15 @@ def test_bad_tree_sources(tmp_path, small_repo, monkeypatch):
         tree.find_base(str(tmp_path))
     with pytest.raises(UserError, match=r"no commit 'v9\.9'"):
         tree.find_base(str(small_repo), "v9.9")
-    monkeypatch.setattr(tree, "DEBIAN_TARBALL", tmp_path / "linux-source-6.1.tar.xz")
+    monkeypatch.setattr(treesource, "SRC", tmp_path)
     with pytest.raises(UserError, match=r"install Debian's linux-source-6\.1 package"):
         tree.find_base("debian:linux-source-6.1")
+    with pytest.raises(UserError, match=r"linux-source-6\.12\.tar\.xz not found: install "
+                       r"Debian's linux-source-6\.12 package"):
+        tree.find_base("debian:linux-source-6.12")
+    with pytest.raises(UserError, match=r"^--tree 'debian:linux-6\.1': expected "
+                       r"debian:linux-source-X\.Y"):
+        tree.find_base("debian:linux-6.1")
 
 
 def test_worktree_lock_serialises_runs(small_repo):
