@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--tests", type=_names, help="comma-separated test names")
     r.add_argument("--duration", type=int, help="seconds per stress test")
     r.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+    r.add_argument("--kconfig-base", metavar="TARGET|FILE", help='"tinyconfig", "defconfig" '
+                   "or your own .config; kpv's fragments go on top")
     r.add_argument("--out", type=Path, help="output folder (default: kpv-out)")
     r.add_argument("--cell", help="run one cell only, REV:VCPUS (for CI sharding)")
     r.set_defaults(func=_cmd_run)
@@ -175,7 +177,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # A --series of its own brings its own revisions: the job's list named another's.
         revisions=() if args.series and not args.revisions else args.revisions,
         vcpus=(cell[1],) if cell else args.vcpus,
-        tests=args.tests, duration=args.duration, accel=args.accel, out=args.out))
+        tests=args.tests, duration=args.duration, accel=args.accel, out=args.out,
+        kconfig_base=args.kconfig_base))
     if job.out.exists() and not job.out.is_dir():
         raise UserError(f"--out {job.out}: exists and is not a folder")
     args.out_dir = job.out

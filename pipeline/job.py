@@ -6,6 +6,7 @@ file, the key and what was expected, before anything runs.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ class Job:
     series: str  # a series source, as `kpv series` takes (folder, mbox, Message-ID, pw:N...)
     revisions: tuple[str, ...]  # "baseline" plus revision names; empty = all of the series
     fragments: tuple[Path, ...]  # kconfig fragments, merged in order
-    kconfig_base: str  # the make target the fragments go on top of
+    kconfig_base: str  # a make target (tinyconfig, defconfig) or an absolute path to a .config
     vcpus: tuple[int, ...]
     memory_mb: int  # guest memory, split evenly over the NUMA nodes
     numa_nodes: int
@@ -44,6 +45,8 @@ class Job:
     khugepaged_sleep_ms: int = 100  # khugepaged's scan_sleep_millisecs
     compaction_proactiveness: int = 20  # /proc/sys/vm/compaction_proactiveness, 0-100
     numa_balancing: bool = True  # /proc/sys/kernel/numa_balancing
+    # Options that must exist in the tree: one the tree lacks fails the config, not a warning.
+    kconfig_required: tuple[str, ...] = ()
 
 
 # key -> (type, description) per table; "" is the top level.
@@ -59,7 +62,8 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     },
     "kconfig": {
         "fragments": (list, "a list of paths to config fragments"),
-        "base": (str, 'a make config target such as "tinyconfig"'),
+        "base": (str, '"tinyconfig", "defconfig" or a path to a .config'),
+        "required": (list, 'a list of option names ("CONFIG_LOCKDEP") the tree must have'),
     },
     "guest": {
         "vcpus": (list, "a list of positive integers"),
@@ -83,6 +87,9 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "test_slack": (int, "seconds"),
     },
 }
+# tinyconfig, defconfig, allnoconfig...: what `make` takes as a base config target.
+_MAKE_TARGET_RE = re.compile(r"[a-z0-9_]+config")
+_OPTION_RE = re.compile(r"CONFIG_[A-Za-z0-9_]+")
 _REQUIRED = {("tree", "source"), ("series", "source"), ("kconfig", "fragments")}
 ACCELS = ("auto", "kvm", "tcg")
 
@@ -164,7 +171,8 @@ def _build(path: Path, data: dict) -> Job:
         series=_series_source(here, series["source"]),
         revisions=tuple(series.get("revisions", [])),
         fragments=tuple((here / f).resolve() for f in kconfig["fragments"]),
-        kconfig_base=kconfig.get("base", "tinyconfig"),
+        kconfig_base=_kconfig_base(here, kconfig.get("base", "tinyconfig")),
+        kconfig_required=tuple(kconfig.get("required", [])),
         vcpus=tuple(guest.get("vcpus", [1, 2])),
         memory_mb=_memory_mb(guest),
         numa_nodes=guest.get("numa_nodes", 2),
@@ -195,6 +203,11 @@ def _memory_mb(guest: dict) -> int:
     return total
 
 
+def _kconfig_base(here: Path, base: str) -> str:
+    """A make target as given; a path to a .config made absolute."""
+    return base if _MAKE_TARGET_RE.fullmatch(base) else str((here / base).resolve())
+
+
 def _series_source(here: Path, source: str) -> str:
     """A local series path made absolute; lore, patchwork and git sources as given."""
     if not series.is_path(source):
@@ -208,6 +221,14 @@ def check(job: Job) -> list[str]:
     for f in job.fragments:
         if not f.is_file():
             errors.append(f"kconfig.fragments: {f}: no such file")
+    if not _MAKE_TARGET_RE.fullmatch(job.kconfig_base) and not Path(job.kconfig_base).is_file():
+        errors.append(f"kconfig.base: {job.kconfig_base}: no such file (expected tinyconfig, "
+                      "defconfig or a path to a .config)")
+    bad = [o for o in job.kconfig_required if not isinstance(o, str) or not
+           _OPTION_RE.fullmatch(o)]
+    if bad:
+        errors.append(f"kconfig.required: expected option names such as CONFIG_LOCKDEP, got "
+                      f"{bad}")
     if series.is_path(job.series) and not Path(job.series).exists():
         errors.append(f"series.source: {job.series}: no such file or folder")
     if series.is_git(job.series) and treesource.is_debian(job.tree):
@@ -295,6 +316,7 @@ class Overrides:
     duration: int | None = None
     accel: str | None = None
     out: Path | None = None
+    kconfig_base: str | None = None
 
 
 def override(job: Job, o: Overrides) -> Job:
@@ -304,6 +326,8 @@ def override(job: Job, o: Overrides) -> Job:
         changes["tree"] = str(Path(changes["tree"]).resolve())
     if "series" in changes:
         changes["series"] = _series_source(Path.cwd(), changes["series"])
+    if "kconfig_base" in changes:
+        changes["kconfig_base"] = _kconfig_base(Path.cwd(), changes["kconfig_base"])
     new = replace(job, **changes)
     errors = check(new)
     if errors:

@@ -1,7 +1,20 @@
 """Make a kernel .config from fragments and check that every requested option stuck.
 
-The config is generated in a scratch O= dir of its own and copied into the
-build dir only when it differs, so an unchanged config costs no rebuild.
+The base is a make target (tinyconfig, defconfig) or the user's own .config;
+the fragments go on top. The config is generated in a scratch O= dir of its
+own and copied into the build dir only when it differs, so an unchanged config
+costs no rebuild.
+
+A requested option that did not stick is one of two things. The tree has no
+such option (removed or renamed since the fragment was written): a warning,
+unless the job lists it as required. Or it exists and a dependency held it
+off: a failure, naming the dependency as menuconfig shows it. The options the
+guest cannot boot without are checked whatever the base and fragments.
+
+Fragments may say which kernels a line is for, on the comment line before it:
+`# kpv: since 6.4` or `# kpv: before 6.4` (VERSION.PATCHLEVEL of the tree's
+Makefile). merge_config.sh reads that as a comment; kpv drops the next line on
+other kernels, so one fragment serves trees from before and after a rename.
 """
 
 from __future__ import annotations
@@ -14,6 +27,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import kconfigdeps
+from pipeline import tree as kernel_tree
 from pipeline.errors import InfraError, UserError
 
 # With make's default ARCH=x86, tinyconfig plus a 64-bit fragment ends with other
@@ -22,6 +37,20 @@ ARCH = "x86_64"
 
 _SET_RE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _UNSET_RE = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
+_FOR_RE = re.compile(r"#\s*kpv:\s*(since|before)\s+(\d+)\.(\d+)\s*$")
+
+# What the guest cannot do without, whatever the base config: kpv boots a
+# bzImage with an initramfs under QEMU's pc machine, two NUMA nodes, ttyS0.
+ESSENTIALS = {
+    "CONFIG_SERIAL_8250_CONSOLE": "the serial console kpv reads (console=ttyS0)",
+    "CONFIG_BLK_DEV_INITRD": "the initramfs",
+    "CONFIG_DEVTMPFS": "/dev in the initramfs",
+    "CONFIG_BINFMT_SCRIPT": "/init, a shell script",
+    "CONFIG_BINFMT_ELF": "the stress programs",
+    "CONFIG_PROC_FS": "/proc, which the tests read",
+    "CONFIG_NUMA": "the two NUMA nodes page migration moves between",
+    "CONFIG_ACPI": "QEMU's NUMA tables and power-off",
+}
 
 
 # Kconfig's parser names the file and line: "mm/Kconfig:1190: syntax error".
@@ -31,8 +60,9 @@ _PARSE_ERROR_RE = re.compile(r"^\S+:\d+: .+$", re.M)
 @dataclass(frozen=True)
 class ConfigResult:
     config: Path  # the generated .config (absent when a command failed)
-    unmet: tuple[str, ...]  # "CONFIG_X: wanted y, got n (from lockdep.config)"
+    unmet: tuple[str, ...]  # "CONFIG_X: wanted y, got n (from lockdep.config): depends on ..."
     error: str = ""  # the command that failed and its first error: the tree's Kconfig is broken
+    absent: tuple[str, ...] = ()  # warnings: requested options this tree does not have
 
     @property
     def ok(self) -> bool:
@@ -74,19 +104,40 @@ def verify(want: dict[str, tuple[str, str]], final: dict[str, str]) -> tuple[str
     return tuple(unmet)
 
 
-def generate(
-    tree: Path, gen_dir: Path, base: str, fragments: tuple[Path, ...], log_path: Path
-) -> ConfigResult:
+def for_version(text: str, version: tuple[int, int]) -> str:
+    """The fragment as it applies to this kernel: a line marked for others made a comment."""
+    out, skip = [], False
+    for line in text.splitlines(keepends=True):
+        if skip:  # kept as a comment, so line numbers stay the fragment's own
+            line, skip = f"# kpv: not for {version[0]}.{version[1]}: {line}", False
+        elif m := _FOR_RE.fullmatch(line.strip()):
+            since = (int(m.group(2)), int(m.group(3)))
+            skip = (version >= since) != (m.group(1) == "since")
+        out.append(line)
+    return "".join(out)
+
+
+def _version(tree: Path) -> tuple[int, int]:
+    major, minor, *_ = (kernel_tree.kernel_version(tree) + ".0.0").split(".")
+    return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else (0, 0)
+
+
+def generate(tree: Path, gen_dir: Path, base: str, fragments: tuple[Path, ...],
+             log_path: Path, required: tuple[str, ...] = ()) -> ConfigResult:
     """base config + fragments + olddefconfig in gen_dir, then verify."""
-    want = requested(fragments)
     gen_dir.mkdir(parents=True, exist_ok=True)
     (gen_dir / ".config").unlink(missing_ok=True)  # never an earlier revision's, if a step fails
+    fragments = _for_this_kernel(fragments, gen_dir / "fragments", _version(tree))
+    want = requested(fragments)
     log: list[str] = []
+    make = ["make", "-s", "-C", str(tree), f"O={gen_dir}", f"ARCH={ARCH}"]
+    # A path is the user's own .config; anything else is a make target.
+    start = ["cp", base, str(gen_dir / ".config")] if Path(base).is_absolute() else [*make, base]
     steps = [
-        ["make", "-s", "-C", str(tree), f"O={gen_dir}", f"ARCH={ARCH}", base],
+        start,
         [str(tree / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(gen_dir),
          str(gen_dir / ".config"), *map(str, fragments)],
-        ["make", "-s", "-C", str(tree), f"O={gen_dir}", f"ARCH={ARCH}", "olddefconfig"],
+        [*make, "olddefconfig"],
     ]
     try:
         for cmd in steps:
@@ -96,7 +147,53 @@ def generate(
     finally:
         log_path.write_text("".join(log))
     final = read_config((gen_dir / ".config").read_text())
-    return ConfigResult(gen_dir / ".config", verify(want, final))
+    return _judge(tree, gen_dir / ".config", want, final, required)
+
+
+def _for_this_kernel(fragments: tuple[Path, ...], folder: Path,
+                     version: tuple[int, int]) -> tuple[Path, ...]:
+    """Copies of the fragments with the lines for other kernels dropped, same names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, f in enumerate(fragments):
+        try:
+            text = f.read_text()
+        except OSError as e:
+            raise UserError(f"{f}: cannot read kconfig fragment: {e}") from None
+        copy = folder / f"{i:02d}" / f.name  # two fragments may share a name
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_text(for_version(text, version))
+        out.append(copy)
+    return tuple(out)
+
+
+def _judge(tree: Path, config: Path, want: dict[str, tuple[str, str]],
+           final: dict[str, str], required: tuple[str, ...]) -> ConfigResult:
+    """Unmet options explained, absent ones told apart, the guest's essentials checked."""
+    wrong = verify(want, final)
+    lacking = [o for o in ESSENTIALS if o not in want and final.get(o, "n") != "y"]
+    if not wrong and not lacking:
+        return ConfigResult(config, ())
+    entries = kconfigdeps.scan(tree)
+    unmet, absent = [], []
+    for line in wrong:
+        opt = line.split(":", 1)[0]
+        reason = kconfigdeps.why(opt, want[opt][0], final, entries)
+        if reason:
+            unmet.append(f"{line}: {reason}")
+        elif reason == "":
+            unmet.append(f"{line}: its dependencies are met; see kconfig.log")
+        elif opt in required:
+            unmet.append(f"{line}: this tree has no such option (required by the job)")
+        else:
+            absent.append(f"{line}: this tree has no such option (removed or renamed?)")
+    for opt in lacking:
+        held = kconfigdeps.why(opt, "y", final, entries)
+        unmet.append(f"{opt}: kpv's guest needs it for {ESSENTIALS[opt]}, got "
+                     f"{final.get(opt, 'n')}: " + (held or "neither the base config nor a "
+                                                   "fragment sets it (kconfigs/guest.config "
+                                                   "does)"))
+    return ConfigResult(config, tuple(unmet), absent=tuple(absent))
 
 
 def _run(cmd: list[str], cwd: Path, log: list[str]) -> str:

@@ -63,7 +63,9 @@ def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
     progress("guest: building stress programs and initramfs")
     bins = guest.build_stress(packaged.STRESS_SRC, cache.root() / "stress")
     initrd = guest.build_initramfs(tests, job.out / "initramfs.cpio", bins, settings=settings)
-    frag_key = cache.key(job.kconfig_base, *(f.read_bytes() for f in job.fragments))
+    own = Path(job.kconfig_base)  # the user's .config: its content, not its name, is the key
+    frag_key = cache.key(job.kconfig_base, own.read_bytes() if own.is_absolute() else b"",
+                         *(f.read_bytes() for f in job.fragments))
     builds = cache.root() / "builds" / f"{base.commit[:12]}-{frag_key}"
     run.properties.update({
         "base": base.describe, "base_commit": base.commit, "accel": accel,
@@ -143,7 +145,7 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     progress(f"{rev.name}: kconfig")
     t0 = time.monotonic()
     conf = kconfig.generate(ctx.worktree, ctx.gen_dir, ctx.job.kconfig_base, ctx.job.fragments,
-                            rdir / "kconfig.log")
+                            rdir / "kconfig.log", ctx.job.kconfig_required)
     case = Case("kconfig", time=time.monotonic() - t0, artifacts=[f"{rev.name}/kconfig.log"])
     if conf.error:  # no .config came out: the tree's Kconfig is broken
         _set(case, Status.FAIL, "kconfig-error", conf.error, (rdir / "kconfig.log").read_text())
@@ -153,6 +155,10 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
         # Which config a result came from, comparable across runs and machines.
         digest = hashlib.sha256(conf.config.read_bytes()).hexdigest()
         case.properties["config_sha256"] = suite.properties["config_sha256"] = digest
+    if conf.absent:  # fragments written for other kernels: said, not failed
+        case.properties["kconfig_absent"] = "; ".join(conf.absent)
+        progress(f"{rev.name}: kconfig: {len(conf.absent)} requested option(s) not in this "
+                 f"tree: {conf.absent[0]}")
     if conf.unmet:
         msg = f"{len(conf.unmet)} requested options did not stick: {conf.unmet[0]}"
         _set(case, Status.FAIL, "kconfig-error", msg, "\n".join(conf.unmet))
