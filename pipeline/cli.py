@@ -363,7 +363,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     from pipeline.report import junit
     from pipeline.results import Run, merge
 
-    run = merge([Run.load(d / "results.json") for d in args.dirs])
+    run = merge([(d, Run.load(d / "results.json")) for d in args.dirs])
     run.save(args.out / "results.json")
     print(junit.write(run, args.out))
     return run.exit_code()

@@ -265,15 +265,84 @@ def _at(where: str, what: str) -> str:
     return f"{where}: {what}" if where else what
 
 
-def merge(runs: list[Run]) -> Run:
-    """One run from shards: suites of later shards replace same-named earlier ones."""
-    if not runs:
+def merge(shards: list[tuple[Path, Run]]) -> Run:
+    """One run from the shards of one run (`--cell` per CI job), each named by its folder.
+
+    The result does not depend on the order the shards are given in: they are
+    taken in order of their start. Shards of different runs, or a cell two
+    shards ran with different results, are refused (UserError naming both).
+    """
+    if not shards:
         raise ValueError("nothing to merge")
-    out = Run(job=runs[0].job, started=min(r.started for r in runs))
-    for r in runs:
-        out.properties.update(r.properties)
-        for k, v in r.stage_times.items():
-            out.stage_times[k] = out.stage_times.get(k, 0.0) + v
-        for s in r.suites:
-            out.add(s)
+    ordered = sorted(shards, key=lambda s: (s[1].started, json.dumps(s[1].to_dict())))
+    _same_run(ordered)
+    out = Run(job=ordered[0][1].job, started=ordered[0][1].started)
+    found: dict[str, tuple[Path, Suite]] = {}  # suite name -> the shard it came from
+    for where, run in ordered:
+        out.properties.update(run.properties)
+        for suite in run.suites:
+            if suite.name not in found:
+                found[suite.name] = (where, out.add(suite))
+            else:
+                _same_suite(found[suite.name], (where, suite))
+    for i, (_, run) in enumerate(ordered):
+        if not _held_elsewhere(i, ordered):
+            for stage, seconds in run.stage_times.items():
+                out.stage_times[stage] = out.stage_times.get(stage, 0.0) + seconds
     return out
+
+
+def _identity(run: Run) -> dict[str, str]:
+    """What shards of one run share: the job, its series, the base commit, the
+    accelerator, and each revision's patches and kernel config."""
+    out = {"job": run.job}
+    out.update({k: run.properties[k] for k in ("series", "base_commit", "accel")
+                if k in run.properties})
+    for s in run.suites:
+        for key, value in s.properties.items():
+            if key in ("base_commit", "config_sha256") or key.startswith("patch_"):
+                out[f"{key} of {s.revision}"] = value
+    return out
+
+
+def _same_run(shards: list[tuple[Path, Run]]) -> None:
+    """A shard that stopped early records less; what two shards both record must agree."""
+    first: dict[str, tuple[Path, str]] = {}
+    for where, run in shards:
+        for key, value in _identity(run).items():
+            there, seen = first.setdefault(key, (where, value))
+            if seen != value:
+                raise UserError(f"{there} and {where} are shards of different runs: {key} is "
+                                f"{_shown(seen)} in {there}, {_shown(value)} in {where}")
+
+
+def _same_suite(kept: tuple[Path, Suite], other: tuple[Path, Suite]) -> None:
+    """A suite in two shards is the same result twice (a shard given twice, or a merge
+    and its input), or a revision's build suite: every shard builds the revisions of
+    its own cells, and those builds must have ended alike."""
+    (there, a), (where, b) = kept, other
+    if a == b:
+        return
+    if a.vcpus is None and b.vcpus is None:
+        if _outcome(a) == _outcome(b):
+            return
+        detail = f"{_outcome(a)} in {there}, {_outcome(b)} in {where}"
+    else:
+        detail = "give each cell to one shard"
+    raise UserError(f"{there} and {where} both hold suite {a.name}, with different results "
+                    f"({detail})")
+
+
+def _outcome(suite: Suite) -> str:
+    return ", ".join(f"{c.name} {c.status.value}" for c in suite.cases) or "no cases"
+
+
+def _held_elsewhere(i: int, shards: list[tuple[Path, Run]]) -> bool:
+    """Shard i's work is counted in another shard: every suite of it is in one that
+    holds more (a merge that took it in), or in an equal one taken before it (a copy)."""
+    mine = shards[i][1].suites
+    for j, (_, run) in enumerate(shards):
+        if j != i and all(s in run.suites for s in mine) and (len(run.suites) > len(mine)
+                                                              or j < i):
+            return True
+    return False
