@@ -7,13 +7,19 @@ one per stress test). Reports render from this model only.
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import asdict, dataclass, field
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from pipeline import atomic
 from pipeline.console import Report
+from pipeline.errors import UserError
+from pipeline.sanitize import one_line
 
 
 class Status(StrEnum):
@@ -35,13 +41,6 @@ class Case:
     properties: dict[str, str] = field(default_factory=dict)  # timings, lockdep state, ...
     artifacts: list[str] = field(default_factory=list)  # paths relative to the output dir
 
-    @classmethod
-    def from_dict(cls, d: dict) -> Case:
-        d = dict(d)
-        d["status"] = Status(d["status"])
-        d["reports"] = [Report(**r) for r in d.get("reports", [])]
-        return cls(**d)
-
 
 @dataclass
 class Suite:
@@ -54,12 +53,6 @@ class Suite:
     @property
     def time(self) -> float:
         return sum(c.time for c in self.cases)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Suite:
-        d = dict(d)
-        d["cases"] = [Case.from_dict(c) for c in d.get("cases", [])]
-        return cls(**d)
 
 
 @dataclass
@@ -96,30 +89,260 @@ class Run:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> Run:
-        d = dict(d)
-        d["suites"] = [Suite.from_dict(s) for s in d.get("suites", [])]
-        return cls(**d)
-
     def save(self, path: Path) -> None:
         """Write atomically, so an interrupted run leaves the last whole version."""
         atomic.write(path, (json.dumps(self.to_dict(), indent=1) + "\n").encode())
 
     @classmethod
     def load(cls, path: Path) -> Run:
-        return cls.from_dict(json.loads(path.read_text()))
+        """Read results.json; UserError, one line, for anything but the shape kpv writes.
+
+        results.json comes back from CI artifacts, other kpv versions and hand
+        edits: what is wrong, and where, must be said instead of a traceback.
+        """
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise UserError(f"{path}: no such file") from None
+        except OSError as e:
+            raise UserError(f"{path}: cannot read: {e.strerror}") from None
+        try:
+            run = _build(Run, _parse(data), "")
+            _check_names(run)
+        except _NotResults as e:
+            raise UserError(f"{path}: not a kpv results file: {e}") from None
+        return run
 
 
-def merge(runs: list[Run]) -> Run:
-    """One run from shards: suites of later shards replace same-named earlier ones."""
-    if not runs:
-        raise ValueError("nothing to merge")
-    out = Run(job=runs[0].job, started=min(r.started for r in runs))
-    for r in runs:
-        out.properties.update(r.properties)
-        for k, v in r.stage_times.items():
-            out.stage_times[k] = out.stage_times.get(k, 0.0) + v
-        for s in r.suites:
-            out.add(s)
+class _NotResults(Exception):
+    """What makes a text not a results.json kpv wrote, and where (a JSON path)."""
+
+
+def _parse(data: bytes) -> object:
+    if not data.strip():
+        raise _NotResults("empty")
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        raise _NotResults(f"not UTF-8: byte {data[e.start]:#04x} at offset {e.start}") from None
+    try:
+        return json.loads(text, object_pairs_hook=_object)
+    except json.JSONDecodeError as e:
+        raise _NotResults(f"not JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except RecursionError:  # the scanner's depth limit, far beyond kpv's own nesting
+        raise _NotResults("not JSON kpv writes: nested too deeply") from None
+    except ValueError:  # int()'s limit on digits (sys.get_int_max_str_digits)
+        raise _NotResults("not JSON kpv writes: a number with thousands of digits") from None
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object; json.loads would let the last of two equal keys win unseen."""
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _NotResults(f"key {_shown(key)} given twice in one object")
+        out[key] = value
     return out
+
+
+def _build(hint: object, value: object, where: str) -> typing.Any:
+    """`value` as the type `hint` of the result model, or _NotResults at `where`.
+
+    The model's own type hints are the schema, so a field added to a dataclass
+    is read and checked without a second description of it to keep in step.
+    """
+    if is_dataclass(hint):
+        return _build_object(hint, value, where)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is types.UnionType:  # `X | None`, the only union the model uses
+        if value is None:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        return _build(hint, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise _wrong(where, "an array", value)
+        return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _wrong(where, "an object", value)
+        return {k: _build(args[1], v, _key(where, k)) for k, v in value.items()}
+    return _scalar(hint, value, where)
+
+
+def _build_object(cls: type, value: object, where: str) -> object:
+    if not isinstance(value, dict):
+        raise _wrong(where, "an object", value)
+    hints, names = _fields(cls)
+    for key in value:
+        if key not in hints:
+            raise _NotResults(_at(where, f"unknown key {_shown(key)}"))
+    # kpv writes every field; one left out is a file cut or edited, not a default.
+    for name in names:
+        if name not in value:
+            raise _NotResults(_at(where, f"missing key {_shown(name)}"))
+    return cls(**{n: _build(hints[n], value[n], _key(where, n)) for n in names})
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[dict[str, object], list[str]]:
+    return typing.get_type_hints(cls), [f.name for f in fields(cls)]
+
+
+def _scalar(hint: object, value: object, where: str) -> object:
+    # bool is an int to Python, not to the model.
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _wrong(where, "a string", value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _wrong(where, "true or false", value)
+    if hint is int:  # line numbers and vCPU counts
+        if number and isinstance(value, int) and value >= 0:
+            return value
+        raise _wrong(where, "a whole number, 0 or more", value)
+    if hint is float:  # seconds; json.loads gives NaN and inf (for 1e400) too
+        if number and _finite(value) and value >= 0:
+            return float(value)
+        raise _wrong(where, "a finite number, 0 or more", value)
+    if hint is Status:
+        if isinstance(value, str) and value in set(Status):
+            return Status(value)
+        raise _wrong(where, f"one of {', '.join(Status)}", value)
+    raise TypeError(f"results model: no reader for {hint!r}")
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float
+        return False
+
+
+def _check_names(run: Run) -> None:
+    """Suites are found by name (merge, JUnit classnames): one name, one suite."""
+    first: dict[str, int] = {}
+    for i, s in enumerate(run.suites):
+        j = first.setdefault(s.name, i)
+        if j != i:
+            raise _NotResults(f"suites[{i}].name: {_shown(s.name)} is suites[{j}]'s name too")
+
+
+def _wrong(where: str, expected: str, value: object) -> _NotResults:
+    return _NotResults(_at(where, f"expected {expected}, got {_json_type(value)}"))
+
+
+def _json_type(value: object) -> str:
+    """The value as a user reading the JSON sees it: its type and, when short, itself."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    kind = "a string" if isinstance(value, str) else "a number"
+    return f"{kind} {_shown(value)}"
+
+
+def _shown(value: object) -> str:
+    """A value or key in a one-line message: its repr (no newline), cut when long."""
+    return one_line(repr(value), 80)
+
+
+def _key(where: str, key: str) -> str:
+    """The JSON path of `key` in the object at `where`: a.b, or a['odd key']."""
+    if not key.isidentifier():
+        return f"{where}[{_shown(key)}]"
+    return f"{where}.{key}" if where else key
+
+
+def _at(where: str, what: str) -> str:
+    return f"{where}: {what}" if where else what
+
+
+def merge(shards: list[tuple[Path, Run]]) -> Run:
+    """One run from the shards of one run (`--cell` per CI job), each named by its folder.
+
+    The result does not depend on the order the shards are given in: they are
+    taken in order of their start. Shards of different runs, or a cell two
+    shards ran with different results, are refused (UserError naming both).
+    """
+    if not shards:
+        raise ValueError("nothing to merge")
+    ordered = sorted(shards, key=lambda s: (s[1].started, json.dumps(s[1].to_dict())))
+    _same_run(ordered)
+    out = Run(job=ordered[0][1].job, started=ordered[0][1].started)
+    found: dict[str, tuple[Path, Suite]] = {}  # suite name -> the shard it came from
+    for where, run in ordered:
+        out.properties.update(run.properties)
+        for suite in run.suites:
+            if suite.name not in found:
+                found[suite.name] = (where, out.add(suite))
+            else:
+                _same_suite(found[suite.name], (where, suite))
+    for i, (_, run) in enumerate(ordered):
+        if not _held_elsewhere(i, ordered):
+            for stage, seconds in run.stage_times.items():
+                out.stage_times[stage] = out.stage_times.get(stage, 0.0) + seconds
+    return out
+
+
+def _identity(run: Run) -> dict[str, str]:
+    """What shards of one run share: the job, its series, the base commit, the
+    accelerator, and each revision's patches and kernel config."""
+    out = {"job": run.job}
+    out.update({k: run.properties[k] for k in ("series", "base_commit", "accel")
+                if k in run.properties})
+    for s in run.suites:
+        for key, value in s.properties.items():
+            if key in ("base_commit", "config_sha256") or key.startswith("patch_"):
+                out[f"{key} of {s.revision}"] = value
+    return out
+
+
+def _same_run(shards: list[tuple[Path, Run]]) -> None:
+    """A shard that stopped early records less; what two shards both record must agree."""
+    first: dict[str, tuple[Path, str]] = {}
+    for where, run in shards:
+        for key, value in _identity(run).items():
+            there, seen = first.setdefault(key, (where, value))
+            if seen != value:
+                raise UserError(f"{there} and {where} are shards of different runs: {key} is "
+                                f"{_shown(seen)} in {there}, {_shown(value)} in {where}")
+
+
+def _same_suite(kept: tuple[Path, Suite], other: tuple[Path, Suite]) -> None:
+    """A suite in two shards is the same result twice (a shard given twice, or a merge
+    and its input), or a revision's build suite: every shard builds the revisions of
+    its own cells, and those builds must have ended alike."""
+    (there, a), (where, b) = kept, other
+    if a == b:
+        return
+    if a.vcpus is None and b.vcpus is None:
+        if _outcome(a) == _outcome(b):
+            return
+        detail = f"{_outcome(a)} in {there}, {_outcome(b)} in {where}"
+    else:
+        detail = "give each cell to one shard"
+    raise UserError(f"{there} and {where} both hold suite {a.name}, with different results "
+                    f"({detail})")
+
+
+def _outcome(suite: Suite) -> str:
+    return ", ".join(f"{c.name} {c.status.value}" for c in suite.cases) or "no cases"
+
+
+def _held_elsewhere(i: int, shards: list[tuple[Path, Run]]) -> bool:
+    """Shard i's work is counted in another shard: every suite of it is in one that
+    holds more (a merge that took it in), or in an equal one taken before it (a copy)."""
+    mine = shards[i][1].suites
+    for j, (_, run) in enumerate(shards):
+        if j != i and all(s in run.suites for s in mine) and (len(run.suites) > len(mine)
+                                                              or j < i):
+            return True
+    return False
