@@ -55,6 +55,12 @@ class Suite:
         return sum(c.time for c in self.cases)
 
 
+# The shape of results.json. 1: files from before the field existed (read as they are);
+# 2: schema_version added. Raise it when a field changes meaning or goes; a reader of an
+# older file then says how to read it (none needed yet), and a newer file is refused.
+SCHEMA_VERSION = 2
+
+
 @dataclass
 class Run:
     job: str  # the job's name
@@ -62,6 +68,7 @@ class Run:
     properties: dict[str, str] = field(default_factory=dict)  # base, series, accel, host
     suites: list[Suite] = field(default_factory=list)
     stage_times: dict[str, float] = field(default_factory=dict)  # wall seconds per stage kind
+    schema_version: int = SCHEMA_VERSION
 
     def add(self, suite: Suite) -> Suite:
         """Add or replace the suite of that name, keeping the order of first arrival."""
@@ -87,7 +94,8 @@ class Run:
         return 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        return {"schema_version": d.pop("schema_version"), **d}  # first, for a reader
 
     def save(self, path: Path) -> None:
         """Write atomically, so an interrupted run leaves the last whole version."""
@@ -107,11 +115,26 @@ class Run:
         except OSError as e:
             raise UserError(f"{path}: cannot read: {e.strerror}") from None
         try:
-            run = _build(Run, _parse(data), "")
+            value = _parse(data)
+            if isinstance(value, dict):
+                value = _versioned(path, value)
+            run = _build(Run, value, "")
             _check_names(run)
         except _NotResults as e:
             raise UserError(f"{path}: not a kpv results file: {e}") from None
         return run
+
+
+def _versioned(path: Path, value: dict[str, object]) -> dict[str, object]:
+    """The file in this kpv's shape: an older one brought up to date, a newer one refused."""
+    version = value.get("schema_version", 1)
+    if type(version) is not int or version < 1:
+        raise _wrong("schema_version", "a positive integer", version)
+    if version > SCHEMA_VERSION:
+        raise UserError(f"{path}: written by a newer kpv (results schema {version}; this kpv "
+                        f"reads up to {SCHEMA_VERSION}): upgrade kpv to read it")
+    # Schema 1 differs only in lacking the version itself.
+    return {**value, "schema_version": SCHEMA_VERSION}
 
 
 class _NotResults(Exception):

@@ -121,6 +121,11 @@ VARIANTS = {
                         "suites[1].cases[1].reports[0]: expected an object, got a string"),
     "artifact a number": (_set(f"{CASE}.artifacts", [3]), "cases[1].artifacts[0]: expected a "
                                                           "string, got a number 3"),
+    "newer schema": (_set("schema_version", 3), "written by a newer kpv (results schema 3; "
+                     "this kpv reads up to 2): upgrade kpv to read it"),
+    "schema a string": (_set("schema_version", "2"), "not a kpv results file: schema_version: "
+                        "expected a positive integer, got a string '2'"),
+    "schema zero": (_set("schema_version", 0), "schema_version: expected a positive integer"),
     "stage time a string": (_set("stage_times.apply", "fast"),
                             "stage_times.apply: expected a finite number"),
     "not UTF-8": (_text(b'{"job": "\xff"}'), "not UTF-8: byte 0xff at offset 9"),
@@ -194,3 +199,14 @@ def test_an_interrupted_run_loads(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 1
     assert Run.load(tmp_path / "results.json").suites[0].cases == []
 
+
+
+def test_a_file_from_before_schema_versions_loads(tmp_path):
+    """kpv wrote no schema_version before schema 2; such a file is read, and saved as 2."""
+    data = real_json()
+    assert data["schema_version"] == 2
+    del data["schema_version"]
+    old = tmp_path / "results.json"
+    old.write_text(json.dumps(data))
+    run = Run.load(old)
+    assert run.schema_version == 2 and run.suites == real_run().suites
