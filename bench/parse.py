@@ -1,7 +1,7 @@
 """Console parser throughput on a large real log; print MB/s and seconds per size.
 
 usage: .venv/bin/python bench/parse.py [--log LOG] [--sizes 1,10,100] [--big-mb 100]
-           [--repeats 3] [--check]
+           [--hostile-mb N] [--repeats 3] [--check]
 
 The log (by default the seeded-bug corpus, ten boots and fourteen reports of
 ten kinds) is repeated whole, 1x, 10x, 100x and about --big-mb MB: a long
@@ -19,12 +19,25 @@ neighbours as much as the parser, so the load average is printed too. MB is
 10^6 bytes of the raw log. Growth is linear when CPU seconds per MB stay
 flat across sizes; --check exits 1 when they grow by more than half, or
 when `kpv` is under the 30 MB/s target at the largest size.
+
+--hostile-mb N also times inputs of about N MB that no real console holds,
+generated here (none is captured): random bytes, all NULs, all newlines,
+one huge line (the log without its line ends), BUG: and WARNING: lines
+(one report each, the WARNINGs each in a function of its own) and
+`@@kpv start fork` markers, as many lines as fit. For each: the `kpv`
+path's MB/s as above, then the real `kpv parse LOG` in a child process
+(its output to /dev/null), whose CPU seconds and peak RSS (getrusage) are
+printed, the RSS as a ratio to the input's size: raw, and net of what
+`kpv parse` takes on an empty log (the interpreter and its imports).
+--check then also wants at least 10 MB/s and a net ratio of at most 5.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +52,8 @@ DEFAULT_LOG = ROOT / "tests" / "data" / "console" / "faults-6.1-ten-boots-seeded
 TARGET_MB_S = 30.0  # kpv parse's throughput target, as the README gives it
 LINEAR_SLACK = 1.5  # s/MB may vary by this factor across sizes before growth counts as superlinear
 MB = 1e6
+HOSTILE_MB_S = 10.0  # the least throughput on any input
+HOSTILE_RATIO = 5.0  # the most peak RSS, net of the interpreter's, per byte of input
 
 
 def _best(fn, repeats: int) -> tuple[float, float, int]:
@@ -121,25 +136,104 @@ def verdict(rows: list[dict]) -> list[str]:
     return problems
 
 
+def hostile(kind: str, size: int, log: Path = DEFAULT_LOG) -> bytes:
+    """Generated, not captured: about size bytes of console no kernel printed."""
+    if kind == "random":
+        return random.Random(kind).randbytes(size)
+    if kind == "nul":
+        return bytes(size)
+    if kind == "newlines":
+        return b"\n" * size
+    if kind == "one-line":  # a real console, every line end removed
+        flat = log.read_bytes().replace(b"\r", b"").replace(b"\n", b"")
+        return (flat * (size // len(flat) + 1))[:size]
+    line = {"bug-lines": "[{s:12.6f}] BUG: scheduling while atomic: storm/{i}/0x00000002",
+            "warning-lines": "[{s:12.6f}] WARNING: CPU: 0 PID: 1 at mm/storm.c:{i} "
+                             "storm_{i}+0x1a/0x2b",
+            "markers": "@@kpv start fork"}[kind]
+    out, n, i = [], 0, 0
+    while n < size:
+        out.append(line.format(s=i / 1000, i=i) + "\n")
+        n += len(out[-1])
+        i += 1
+    return "".join(out).encode()
+
+
+HOSTILE = ("random", "nul", "newlines", "one-line", "bug-lines", "warning-lines", "markers")
+
+
+# Runs `kpv parse` and prints its CPU seconds and peak RSS. The child is started from this
+# small process, not from the bench: Linux carries the peak RSS of the process that forks
+# across exec, so a child of the bench would report the bench's own (generated) inputs.
+_LAUNCH = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], "
+           "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+           "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+           "print(u.ru_utime + u.ru_stime, u.ru_maxrss)")
+
+
+def _child(path: Path) -> tuple[float, int]:
+    """CPU seconds and peak RSS in bytes of `kpv parse path` in a process of its own."""
+    out = subprocess.run([sys.executable, "-c", _LAUNCH, sys.executable, "-m", "pipeline",
+                          "parse", str(path)], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout.split()
+    return float(out[0]), int(out[1]) * 1024  # ru_maxrss is in KiB on Linux
+
+
+def bench_hostile(mb: float, repeats: int, tmp: Path) -> list[dict]:
+    empty = tmp / "empty.log"
+    empty.write_bytes(b"")
+    base_cpu, base_rss = min(_child(empty) for _ in range(repeats))
+    print(f"hostile inputs, generated ({mb:g} MB each); kpv parse of an empty log: "
+          f"{base_cpu:.2f} s CPU, {base_rss / MB:.0f} MB peak RSS")
+    rows = []
+    for kind in HOSTILE:
+        path = tmp / f"{kind}.log"
+        path.write_bytes(hostile(kind, int(mb * MB)))
+        size = path.stat().st_size
+        kpv_s, kpv_wall, found = _best(lambda p=path: _kpv_parse(p), repeats)
+        cpu, rss = min(_child(path) for _ in range(repeats))
+        path.unlink()
+        r = {"kind": kind, "mb": size / MB, "reports": found, "kpv_mb_s": size / MB / kpv_s,
+             "kpv_wall": kpv_wall, "cli_s": cpu, "cli_mb_s": size / MB / max(cpu - base_cpu,
+                                                                               1e-3),
+             "rss": rss, "ratio": rss / size, "net_ratio": (rss - base_rss) / size}
+        rows.append(r)
+        print(f"{kind:>13} {r['mb']:7.2f} MB {found:6d} reports | kpv parse path "
+              f"{r['kpv_mb_s']:6.1f} MB/s ({kpv_wall:6.2f} s wall) | child {cpu:6.2f} s CPU, "
+              f"{r['cli_mb_s']:6.1f} MB/s net, peak RSS {rss / MB:7.0f} MB = "
+              f"{r['ratio']:5.1f}x raw, {r['net_ratio']:5.1f}x net", flush=True)
+    return rows
+
+
+def hostile_verdict(rows: list[dict]) -> list[str]:
+    return [f"{r['kind']}: {r['kpv_mb_s']:.1f} MB/s, {r['net_ratio']:.1f}x memory: under "
+            f"{HOSTILE_MB_S:.0f} MB/s or over {HOSTILE_RATIO:.0f}x"
+            for r in rows if r["kpv_mb_s"] < HOSTILE_MB_S or r["net_ratio"] > HOSTILE_RATIO]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--log", type=Path, default=DEFAULT_LOG)
     p.add_argument("--sizes", default="1,10,100", help="repetitions of the log, comma-separated")
     p.add_argument("--big-mb", type=float, default=100.0, help="one more size of about this "
                    "many MB; 0 for none")
+    p.add_argument("--hostile-mb", type=float, default=0.0, help="also time generated hostile "
+                   "inputs of about this many MB each, and kpv parse's peak memory on them")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--check", action="store_true", help="exit 1 on superlinear growth or a "
                    "miss of the target")
     args = p.parse_args(argv)
     size = args.log.stat().st_size
-    times = [int(x) for x in args.sizes.split(",")]
+    times = [int(x) for x in args.sizes.split(",") if x]
     if args.big_mb:
         times.append(max(1, round(args.big_mb * MB / size)))
     print(f"log: {args.log.name} ({size / MB:.3f} MB); python {sys.version.split()[0]}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="kpv-bench-") as tmp:
-        rows = bench(args.log, sorted(set(times)), args.repeats, Path(tmp))
-    problems = verdict(rows)
+        rows = bench(args.log, sorted(set(times)), args.repeats, Path(tmp)) if times else []
+        hostile_rows = bench_hostile(args.hostile_mb, args.repeats, Path(tmp)) \
+            if args.hostile_mb else []
+    problems = (verdict(rows) if rows else []) + hostile_verdict(hostile_rows)
     for line in problems or ["linear growth; kpv parse at or above the target"]:
         print(line)
     return 1 if args.check and problems else 0

@@ -255,14 +255,15 @@ def _summary(run) -> None:
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
-    from pipeline import analysis, sanitize, symbols
+    from pipeline import analysis, console, sanitize, symbols
     from pipeline.errors import UserError
 
     try:
         text = sanitize.clean(args.log.read_bytes())
     except OSError as e:
         raise UserError(f"{args.log}: cannot read: {e.strerror}") from None
-    reports = analysis.analyse(text).reports
+    seen = analysis.analyse(text)
+    reports = seen.reports
     decoded = [symbols.resolve(args.vmlinux, symbols.frames_in(r.text)) if args.vmlinux
                else symbols.Symbols() for r in reports]
     if args.json:
@@ -285,6 +286,9 @@ def _cmd_parse(args: argparse.Namespace) -> int:
             if args.vmlinux and s.reason:
                 print(f"    (symbols: {s.reason})")
         print(f"{len(reports)} report(s), {len(first_seen)} distinct")
+        if seen.unread:
+            print(f"and {seen.unread} more line(s) that may start a report, after the first "
+                  f"{console.REPORTS_MAX} reports: counted, not read")
     return 1 if reports else 0
 
 

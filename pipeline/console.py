@@ -26,8 +26,8 @@ import bisect
 import gc
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from itertools import accumulate
 from typing import NamedTuple
 
 from pipeline import sanitize
@@ -254,6 +254,9 @@ _ANY_HEADER_RE = re.compile(
 # consoles print after a space. Searched, not matched: the guest's own output
 # can run into a kernel line on the serial console.
 _PREFIX_RE = re.compile(rf"{PRINTK_STAMP}(?: ?\[ *([CT]\d+)\])? ?")
+# Whether a log has any stamp: PRINTK_STAMP without its optional level, so the
+# search can skip to each `[` (the optional group first made it try every place).
+_TIMED_RE = re.compile(r"\[ *\d+\.\d+\]")
 
 # The kernel's first line at every boot.
 BOOT_BANNER = "Linux version "
@@ -343,6 +346,10 @@ _SPAN_MAX = 20000  # console lines a report may span, its own and other contexts
 _QUIET_MAX = 500  # other contexts' lines in a row that end a report whose own went quiet
 
 _BANNER_LOOKBACK = 50  # console lines to look back for a banner, past other contexts'
+_KEPT_LINES = 50000  # read lines' offsets and cleaned text kept before forget() drops any
+# Reports read whole per log. Past this many, a storm (the same WARN from a
+# loop): headers are only counted, so time and memory stay linear in the log.
+REPORTS_MAX = 10000
 _VARYING_RE = re.compile(r"[\d=\[\]]|:.")  # a word of a message that varies run to run
 
 class _Line(NamedTuple):
@@ -369,41 +376,84 @@ def _read(raw: str) -> _Line:
 
 
 class _Log:
-    """The console log as lines, read lazily: most lines are never looked at."""
+    """The console log, its lines read lazily by number: most are never looked at.
+
+    No list of every line: on a log of short lines one (with its offsets and
+    a cache slot per line) was many times the log's size. A report is read
+    forward from its header and back at most _BANNER_LOOKBACK lines, headers
+    in order: lines are found from a neighbour's offset, and forget() drops
+    those behind the reading.
+    """
 
     def __init__(self, log: str) -> None:
         self.log = log
-        self.raw = log.split("\n")
-        if self.raw[-1] == "":  # what follows the last \n is not a line
-            self.raw.pop()
-        self.ends = list(accumulate(len(x) + 1 for x in self.raw))  # offset past each line's \n
+        # What follows the last \n is not a line.
+        self.lines = log.count("\n") + (0 if not log or log.endswith("\n") else 1)
         # Where the kernel stamps its lines, a line without a stamp is the
         # guest's own output (a test printing "BUG:"), never a kernel report.
-        self.timed = _PREFIX_RE.search(log) is not None
-        self.hinted = self._hints()  # lines that could hold a report header
-        self.hints = sorted(self.hinted)
-        self._cache: list[_Line | None] = [None] * len(self.raw)
+        self.timed = _TIMED_RE.search(log) is not None
+        self._start: dict[int, int] = {0: 0}  # line number -> offset, of lines near the reading
+        self._cache: dict[int, _Line] = {}
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return self.lines
+
+    def hints(self) -> Iterator[int]:
+        """The lines that could hold a report header, in order.
+
+        One regex over the whole log: far cheaper than looking at each line.
+        """
+        n, at, pos = 0, 0, 0
+        while (m := _HINT_RE.search(self.log, pos)) is not None:
+            n += self.log.count("\n", at, m.start())
+            at = m.start()
+            self._start[n] = self.log.rfind("\n", 0, at) + 1
+            yield n
+            pos = self.log.find("\n", at) + 1
+            if pos == 0:
+                return
+
+    def hinted(self, n: int) -> bool:
+        return _HINT_RE.search(self.raw(n)) is not None  # as hints(): no hint holds a \n
+
+    def raw(self, n: int) -> str:
+        start = self._offset(n)
+        end = self.log.find("\n", start)
+        return self.log[start:] if end < 0 else self.log[start:end]
+
+    def before(self, n: int, count: int) -> str:
+        """The raw text of up to `count` lines before line n, found without reading them."""
+        end = start = self._offset(n)
+        for _ in range(count):
+            if start == 0:
+                break
+            start = self.log.rfind("\n", 0, start - 1) + 1
+        return self.log[start:end]
 
     def line(self, n: int) -> _Line:
-        got = self._cache[n]
+        got = self._cache.get(n)
         if got is None:
-            got = self._cache[n] = _read(self.raw[n])
+            got = self._cache[n] = _read(self.raw(n))
         return got
 
-    def _hints(self) -> set[int]:
-        # One regex over the whole log: far cheaper than looking at each line.
-        found: set[int] = set()
-        pos = 0
-        while (m := _HINT_RE.search(self.log, pos)) is not None:
-            n = bisect.bisect_right(self.ends, m.start())
-            if n >= len(self.raw):
-                break
-            found.add(n)
-            pos = self.ends[n]
-        return found
+    def forget(self, before: int) -> None:
+        """Lines before this one are not read again: drop what is kept of them."""
+        if len(self._start) + len(self._cache) > _KEPT_LINES:
+            self._start = {k: v for k, v in self._start.items() if k >= before or k == 0}
+            self._cache = {k: v for k, v in self._cache.items() if k >= before}
+
+    def _offset(self, n: int) -> int:
+        if (got := self._start.get(n)) is not None:
+            return got
+        if (after := self._start.get(n + 1)) is not None:  # reading back: the line before
+            got = self._start[n] = self.log.rfind("\n", 0, after - 1) + 1
+            return got
+        known = n - 1
+        while known not in self._start:  # line 0 is always known
+            known -= 1
+        for k in range(known + 1, n + 1):
+            self._start[k] = self.log.find("\n", self._start[k - 1]) + 1
+        return self._start[n]
 
 
 def _header(body: str) -> int | None:
@@ -619,7 +669,7 @@ def _collect(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
                 break
             continue
         quiet = 0
-        row = _header(line.body) if k in log.hinted else None
+        row = _header(line.body) if log.hinted(k) else None
         if row is not None and not FORMATS[row].inside:
             if rep.phase == "trace" and rep.in_task:
                 rep.reason = "interrupted in its call trace"
@@ -649,7 +699,8 @@ def _banner(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
     """Take what was printed just before the header: lockdep's `=====` row, or
     WARN's `[ cut here ]` and the message WARN(cond, fmt) prints after it."""
     lookback = range(n - 1, max(n - _BANNER_LOOKBACK, -1), -1)
-    if not any(_CUT_HERE in log.raw[k] or "=====" in log.raw[k] for k in lookback):
+    before = log.before(n, len(lookback))
+    if _CUT_HERE not in before and "=====" not in before:
         return  # neither is there: no need to read (and clean) the lines
     own: list[tuple[int, _Line]] = []
     for k in lookback:
@@ -760,7 +811,14 @@ def _finish(rep: _Report) -> Report:
 
 
 def parse(log: str) -> list[Report]:
-    """Every kernel report in a console log, in the order they start.
+    """Every kernel report in a console log, in the order they start (at most
+    REPORTS_MAX of them: scan() also counts what may follow)."""
+    return scan(log)[0]
+
+
+def scan(log: str) -> tuple[list[Report], int]:
+    """The log's reports, as parse() gives them, and how many kernel lines that
+    may start a report follow the REPORTS_MAX-th report (not read, so not shown).
 
     Lines of other printk contexts (other tasks, other CPUs) interleaved with
     a report are left out of it; a report the console cut short, or whose
@@ -771,19 +829,21 @@ def parse(log: str) -> list[Report]:
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        return _parse(log)
+        return _scan(log)
     finally:
         if gc_was_on:
             gc.enable()
 
 
-def _parse(log: str) -> list[Report]:
+def _scan(log: str) -> tuple[list[Report], int]:
     lines = _Log(log)
     taken: set[int] = set()
-    out = []
-    for n in lines.hints:
+    out: list[Report] = []
+    hints = lines.hints()
+    for n in hints:
         if n in taken:
             continue
+        lines.forget(n - _BANNER_LOOKBACK)
         line = lines.line(n)
         if lines.timed and not line.kernel:
             continue
@@ -797,8 +857,16 @@ def _parse(log: str) -> list[Report]:
         _banner(lines, n, rep, taken)
         taken.update(k for k, _ in rep.lines)
         out.append(_finish(rep))
+        if len(out) == REPORTS_MAX:
+            break
     out.sort(key=lambda r: r.first_line)
-    return out
+    return out, _count_hints(lines, hints)
+
+
+def _count_hints(log: _Log, hints: Iterator[int]) -> int:
+    """How many of the remaining hinted lines may hold a report header: kernel
+    lines only, not cleaned or matched (a count of a storm need not be exact)."""
+    return sum(1 for n in hints if not log.timed or _TIMED_RE.search(log.raw(n)))
 
 
 def attribute(reports: list[Report], markers: list[Marker]) -> list[Report]:

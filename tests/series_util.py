@@ -94,21 +94,47 @@ def run_kpv(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 class Routes:
-    """A tiny HTTP server on 127.0.0.1 answering fixed (status, body) per path."""
+    """A tiny HTTP server on 127.0.0.1 answering fixed answers per path.
 
-    def __init__(self, routes: dict[str, tuple[int, bytes]]):
+    An answer is (status, body) or (status, body, headers); a list of answers is
+    served in turn, its last one from then on. `hits` counts the requests per path.
+    A path in `drip` sends its body one byte every drip[path] seconds (a server
+    that never quite stops answering) until all is sent or the server closes.
+    """
+
+    def __init__(self, routes: dict[str, tuple | list[tuple]],
+                 drip: dict[str, float] | None = None):
+        import collections
         import http.server
         import threading
 
-        table = routes
+        table, slow = routes, drip or {}
+        hits: collections.Counter[str] = collections.Counter()
+        closing = threading.Event()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                status, body = table.get(self.path, (404, b"not found"))
+                answer = table.get(self.path, (404, b"not found"))
+                if isinstance(answer, list):
+                    answer = answer[min(hits[self.path], len(answer) - 1)]
+                hits[self.path] += 1
+                status, body, *headers = answer
                 self.send_response(status)
+                for name, value in (headers[0] if headers else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.path not in slow:
+                    self.wfile.write(body)
+                    return
+                for i in range(len(body)):
+                    if closing.wait(slow[self.path]):
+                        return
+                    try:
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up: what the drip is for
+                        return
 
             def log_message(self, *args):
                 pass
@@ -116,6 +142,8 @@ class Routes:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.routes = routes
+        self.hits = hits
+        self.closing = closing
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self):
@@ -123,5 +151,6 @@ class Routes:
         return self
 
     def __exit__(self, *exc):
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()

@@ -124,6 +124,7 @@ def test_a_lore_url_and_the_offline_second_run(inbox, monkeypatch):
         raise requests.ConnectionError("network is off")
 
     monkeypatch.setattr(requests, "get", offline)
+    monkeypatch.setenv("KPV_HTTP_DEADLINE", "1")  # a dead network is retried: not for long
     again = series.load(url)
     assert [r.name for r in again.revisions] == [r.name for r in first.revisions]
     with pytest.raises(InfraError, match="cannot fetch"):
@@ -156,6 +157,7 @@ def test_server_errors_and_damaged_answers(monkeypatch):
                  "/l/empty@x/t.mbox.gz": (200, gzip.compress(b"")),
                  "/l/gone@x/raw": (404, b"")}) as srv:
         monkeypatch.setenv("KPV_LORE_URL", f"{srv.url}/l")
+        monkeypatch.setenv("KPV_HTTP_DEADLINE", "1")  # the 500 is retried: not for long
         with pytest.raises(InfraError, match=r"500@x/t.mbox.gz: the server answered HTTP 500"):
             series.load("500@x")
         with pytest.raises(UserError, match=r"trunc@x/t.mbox.gz: damaged gzip"):

@@ -59,6 +59,7 @@ def test_incomplete_series_is_a_problem(pw, monkeypatch):
 
 def test_errors_name_the_url(pw, monkeypatch):
     monkeypatch.setenv("KPV_PATCHWORK_URL", pw.url)
+    monkeypatch.setenv("KPV_HTTP_DEADLINE", "1")  # the 500 is retried: not for long
     with pytest.raises(UserError, match=r"/api/series/404/: not found \(HTTP 404\)"):
         series.load("pw:404")
     with pytest.raises(InfraError, match=r"/api/series/500/: the server answered HTTP 500"):
