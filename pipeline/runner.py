@@ -64,7 +64,7 @@ def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
     bins = guest.build_stress(packaged.STRESS_SRC, cache.root() / "stress")
     initrd = guest.build_initramfs(tests, job.out / "initramfs.cpio", bins, settings=settings)
     own = Path(job.kconfig_base)  # the user's .config: its content, not its name, is the key
-    frag_key = cache.key(job.kconfig_base, own.read_bytes() if own.is_absolute() else b"",
+    frag_key = cache.key(job.kconfig_base, *([own.read_bytes()] if own.is_absolute() else []),
                          *(f.read_bytes() for f in job.fragments))
     builds = cache.root() / "builds" / f"{base.commit[:12]}-{frag_key}"
     run.properties.update({
