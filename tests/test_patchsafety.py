@@ -45,3 +45,43 @@ def test_tree_apply_refuses_outside_and_writes_nothing(small_repo, tmp_path):
     assert "refused" in res.message and "../outside" in res.message
     assert not (wt.parent / "outside").exists() and not (tmp_path / "outside").exists()
     assert git(wt, "status", "--porcelain") == ""
+
+
+def _mode_mail(header: str) -> str:
+    return ("From: Eve <eve@example.org>\nSubject: [PATCH] add a link\n\n---\n"
+            f"diff --git a/l b/l\n{header}--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n"
+            "+/etc/passwd\n\\ No newline at end of file\n")
+
+
+# Each of these is a symlink (or gitlink) to git: it reads a mode as strtoul(s, 8) does.
+@pytest.mark.parametrize("header", [
+    "new file mode 0120000\n",
+    "new file mode 00120000\n",
+    "new file mode  +120000\n",
+    "new file mode 1120000\n",  # bits above the file type are dropped
+    "new file mode -37777657777\n",  # negated in unsigned arithmetic: 0120001
+    "new file mode 100644\nnew mode 0120000\n",
+    "new file mode 100644\nold mode 0120000\n",
+    "new file mode 100644\nindex 0000000..1111111 0120000\n",
+    "new file mode 0160000\n",
+    "deleted file mode 0120000\n",
+])
+def test_symlink_modes_are_refused_however_spelled(small_repo, tmp_path, header):
+    evil = tmp_path / "0001-link.patch"
+    evil.write_text(_mode_mail(header))
+    base = tree.find_base(str(small_repo))
+    wt = tree.worktree(base)
+    res = tree.apply(wt, base, [evil])
+    assert not res.ok and "refused" in res.message and evil.name in res.message
+    assert "mode" in res.message and "git am" not in res.log
+    assert not (wt / "l").is_symlink() and git(wt, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("header", ["new file mode 100644\n", "new file mode 0100644\n",
+                                    "new file mode 644\n"])
+def test_regular_file_modes_still_apply(small_repo, tmp_path, header):
+    ok = tmp_path / "0001-file.patch"
+    ok.write_text(_mode_mail(header))
+    base = tree.find_base(str(small_repo))
+    res = tree.apply(tree.worktree(base), base, [ok])
+    assert res.ok and res.strategy == tree.GIT_AM, res.log
