@@ -7,8 +7,9 @@ Sources (`load` tells them apart in this order):
 - a lore thread: a Message-ID, `lore:<msgid>` or an archive URL (pipeline.lore);
 - a folder: with a series.toml naming its revisions, a maildir, a quilt
   `series` file, subfolders of patches (one revision each), or *.patch files;
-- a file: an mbox (plain or .gz), a single mail or diff, or a plain-text
-  thread whose replies quote the patches (pipeline.quoted).
+- a file: an mbox, a single mail or diff, or a plain-text thread whose
+  replies quote the patches (pipeline.quoted); each plain or compressed
+  (gzip, xz, bzip2).
 
 Mails are grouped into revisions by the versions in their subjects
 (pipeline.mailseries) and written one patch a file under the cache, so every
@@ -192,27 +193,31 @@ def _from_quilt(path: Path, source: str) -> Series:
 
 
 def _from_file(path: Path, source: str) -> Series:
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = mbox.gunzip(data, source)
+    raw = path.read_bytes()
+    packed = bool(mbox.compression(raw))
+    data = mbox.decompress(raw, source)
+    name = Path(path.stem).stem if packed else path.stem  # "foo" of foo.patch.gz
     if not data.strip():
         raise UserError(f"{source}: empty file: no patches in it")
     text = data.decode("utf-8", "replace")
     if mbox.is_mbox(data) or mbox.looks_like_mail(data):
         mails = mbox.split(data, source)
         try:
-            ser = _from_mails(source, path.stem, mails, source)
-            if len(mails) == 1 and data[:2] != b"\x1f\x8b":  # one mail: the user's own file
+            ser = _from_mails(source, name, mails, source)
+            if len(mails) == 1 and not packed:  # one mail: the user's own file
                 ser = replace(ser, revisions=tuple(replace(r, patches=(path,))
                                                    for r in ser.revisions))
             return ser
         except UserError:
             if not quoted.extract(text):
                 raise
-        return _from_quoted(source, path.stem, text)  # no patch mails, but quoted patches
+        return _from_quoted(source, name, text)  # no patch mails, but quoted patches
     if any(f.hunks for f in udiff.parse(text)):
-        return Series(path.stem, source, (Revision(path.stem, (path,), origin=source),))
-    return _from_quoted(source, path.stem, text)
+        # git am cannot read a compressed patch: it gets the content, kept in the cache.
+        patches = _write(cache.root() / "series" / cache.key(source, data), [(name, data)]) \
+            if packed else (path,)
+        return Series(name, source, (Revision(name, patches, origin=source),))
+    return _from_quoted(source, name, text)
 
 
 def _from_mails(source: str, name: str, mails: list[mbox.Mail], origin: str,

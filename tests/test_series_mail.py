@@ -1,13 +1,15 @@
 """Series from mails: mbox, gzipped mbox, maildir, single patch, quilt folder; revisions
 grouped by subject; cover letters, trailers, base-commit; gaps reported, never guessed."""
 
+import bz2
 import gzip
 import json
+import lzma
 from pathlib import Path
 
 import pytest
 
-from pipeline import mailseries, series
+from pipeline import mailseries, series, tree
 from pipeline.errors import UserError
 from tests.conftest import git
 from tests.series_util import c_repo, format_patch, run_kpv
@@ -134,6 +136,37 @@ def test_gzip_maildir_single_patch_and_quilt(tmp_path):
     (q / "series").write_text(f"# quilt\n{pats[1].name} -p1\n{pats[0].name}\n")
     (rev,) = series.load(str(q)).revisions
     assert [p.name for p in rev.patches] == [pats[1].name, pats[0].name]  # the file's order
+
+
+
+@pytest.mark.parametrize("suffix, pack", [(".gz", gzip.compress), (".xz", lzma.compress),
+                                          (".bz2", bz2.compress)])
+@pytest.mark.parametrize("as_mail", [True, False])
+def test_a_compressed_single_patch_is_its_content(tmp_path, suffix, pack, as_mail):
+    repo = _series(tmp_path, n=1)
+    (mail,) = format_patch(repo, "base..HEAD", tmp_path / "p")
+    content = mail.read_bytes()
+    if not as_mail:  # a bare diff, no mail headers
+        content = content[content.index(b"diff --git"):]
+    packed = tmp_path / f"one.patch{suffix}"
+    packed.write_bytes(pack(content))
+    ser = series.load(str(packed))
+    (rev,) = ser.revisions
+    (patch,) = rev.patches
+    assert patch != packed and patch.read_bytes() in content  # a mail loses its From_ line
+    assert rev.name == "one" or as_mail
+    base = tree.find_base(str(repo), "base")
+    res = tree.apply(tree.worktree(base), base, [patch])
+    # git am takes mails only: a bare diff goes to the fallback, as uncompressed.
+    assert res.ok and (res.strategy == tree.GIT_AM or not as_mail), res.log
+
+
+def test_a_damaged_gzip_patch_is_one_line_naming_it(tmp_path):
+    bad = tmp_path / "one.patch.gz"
+    bad.write_bytes(gzip.compress(b"diff --git a/x b/x\n" * 50)[:40])
+    p = run_kpv("series", str(bad))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith(f"kpv: error: {bad}: damaged gzip data")
 
 
 def test_folder_with_a_gap_in_its_numbering(tmp_path):
