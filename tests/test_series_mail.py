@@ -5,6 +5,8 @@ import bz2
 import gzip
 import json
 import lzma
+import os
+import random
 from pathlib import Path
 
 import pytest
@@ -193,6 +195,43 @@ def test_bad_files_are_clear_errors(tmp_path, content, match):
     assert str(f) in str(e.value)
     p = run_kpv("series", str(f))
     assert p.returncode == 2 and str(f) in p.stderr and "Traceback" not in p.stderr
+
+
+
+def _random_bytes(n: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def test_a_folder_of_random_bytes_is_not_a_series(tmp_path):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for i in range(2):
+        (junk / f"{i:04d}-x.patch").write_bytes(_random_bytes(3000, i))
+    p = run_kpv("series", str(junk))
+    assert p.returncode == 2, p.stdout
+    assert p.stderr == (f"kpv: error: {junk}: not a patch series: none of its 2 *.patch or "
+                        "*.diff files holds a diff\n")
+
+
+@pytest.mark.parametrize("special", ["/dev/null", "fifo"])
+def test_a_device_or_fifo_is_one_line(tmp_path, special):
+    if special == "fifo":
+        special = str(tmp_path / "fifo")
+        os.mkfifo(special)
+    p = run_kpv("series", special)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith(f"kpv: error: {special}: not a patch series: a ")
+
+
+def test_files_in_a_folder_that_are_not_patches_are_not_counted(tmp_path):
+    repo = _series(tmp_path, n=2)
+    pats = format_patch(repo, "base..HEAD", tmp_path / "p", "--cover-letter")
+    (tmp_path / "p" / "0003-noise.patch").write_bytes(_random_bytes(500, 7))
+    (rev,) = series.load(str(tmp_path / "p")).revisions
+    assert rev.patches == tuple(pats[1:])  # no cover letter, no noise
+    assert rev.problems == ("0003-noise.patch: not a patch (no diff in it)",)
+    with pytest.raises(UserError, match=r"0003-noise\.patch: not a patch"):
+        series.load(str(tmp_path / "p")).revision(rev.name)
 
 
 def test_unknown_source_is_a_clear_error(tmp_path):
