@@ -1,10 +1,12 @@
 """Refuse patches that would write outside the tree: a patch is data from strangers.
 
-Refused: paths that are absolute or climb out (`..`), paths into `.git`,
-binary patches, any mode but a regular file's (a symlink or gitlink however
-git would spell it), and (given the worktree) paths that pass through or end
-at a symlink already in the tree. Checked before any strategy runs, so
-neither `git am` nor kpv's own applier sees them.
+Refused: paths that are absolute or climb out (`..`), also when git's
+C-style quoting spells them (`"b/\\056\\056/x"`), paths into `.git`, binary
+patches, hunks followed by more lines than their headers count (git would
+drop those), any mode but a regular file's (a symlink or gitlink however git
+would spell it), and (given the worktree) paths that pass through or end at
+a symlink already in the tree. Checked before any strategy runs, so neither
+`git am` nor kpv's own applier sees them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def check(text: str, name: str, wt: Path | None = None) -> None:
             _check_path(raw, name)
         if fp.binary:
             raise UserError(f"{name}: {fp.path}: binary patch refused (kpv applies text only)")
+        for i, h in enumerate(fp.hunks, 1):
+            if h.overflow:
+                raise UserError(f"{name}: {fp.path}: hunk {i} ({h.header()}) is followed by "
+                                f"{len(h.overflow)} line(s) its counts leave out; refused "
+                                "(git would drop them)")
         if wt is not None:
             for path in {fp.old_path, fp.new_path} - {None, udiff.DEV_NULL}:
                 _check_symlinks(wt, path, name)
