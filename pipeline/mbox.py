@@ -1,4 +1,4 @@
-"""Split mail containers into single mails: mbox (mboxo or mboxrd), gzipped mbox, maildir.
+"""Split mail containers into single mails: mbox (mboxo or mboxrd), compressed mbox, maildir.
 
 A mail is kept as its raw bytes, because `git am` wants exactly what was
 sent; only the mbox escaping of body "From " lines is undone. A From_ line
@@ -8,11 +8,14 @@ checks), so a body line that merely starts with "From " splits nothing.
 
 from __future__ import annotations
 
+import bz2
 import email
 import email.policy
 import gzip
+import lzma
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -31,12 +34,35 @@ class Mail:
         return email.message_from_bytes(self.raw, policy=email.policy.default)
 
 
+# What a compressed file starts with, and how to open it: by content, not by its name.
+_COMPRESSIONS: dict[str, tuple[re.Pattern[bytes], Callable[[bytes], bytes]]] = {
+    "gzip": (re.compile(rb"\x1f\x8b"), gzip.decompress),
+    "xz": (re.compile(rb"\xfd7zXZ\x00"), lzma.decompress),
+    "bzip2": (re.compile(rb"BZh[1-9]1AY&SY"), bz2.decompress),
+}
+
+
 def gunzip(data: bytes, what: str) -> bytes:
     """Decompress, or raise UserError naming `what` when the gzip stream is damaged."""
+    return _decompress("gzip", data, what)
+
+
+def compression(data: bytes) -> str:
+    """"gzip", "xz" or "bzip2" when data is compressed so, else ""."""
+    return next((name for name, (magic, _) in _COMPRESSIONS.items() if magic.match(data)), "")
+
+
+def decompress(data: bytes, what: str) -> bytes:
+    """data's content when it is compressed (gzip, xz, bzip2), else data itself."""
+    kind = compression(data)
+    return _decompress(kind, data, what) if kind else data
+
+
+def _decompress(kind: str, data: bytes, what: str) -> bytes:
     try:
-        return gzip.decompress(data)
-    except (EOFError, OSError, zlib.error) as e:
-        raise UserError(f"{what}: damaged gzip data ({e or 'truncated'})") from None
+        return _COMPRESSIONS[kind][1](data)
+    except (EOFError, OSError, ValueError, lzma.LZMAError, zlib.error) as e:
+        raise UserError(f"{what}: damaged {kind} data ({e or 'truncated'})") from None
 
 
 def is_mbox(data: bytes) -> bool:

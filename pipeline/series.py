@@ -7,8 +7,9 @@ Sources (`load` tells them apart in this order):
 - a lore thread: a Message-ID, `lore:<msgid>` or an archive URL (pipeline.lore);
 - a folder: with a series.toml naming its revisions, a maildir, a quilt
   `series` file, subfolders of patches (one revision each), or *.patch files;
-- a file: an mbox (plain or .gz), a single mail or diff, or a plain-text
-  thread whose replies quote the patches (pipeline.quoted).
+- a file: an mbox, a single mail or diff, or a plain-text thread whose
+  replies quote the patches (pipeline.quoted); each plain or compressed
+  (gzip, xz, bzip2).
 
 Mails are grouped into revisions by the versions in their subjects
 (pipeline.mailseries) and written one patch a file under the cache, so every
@@ -20,8 +21,10 @@ raises, since kpv never guesses what the missing patch held.
 from __future__ import annotations
 
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field, replace
+from email.message import EmailMessage
 from pathlib import Path
 
 from pipeline import cache, gitseries, lore, mailseries, mbox, patchwork, quoted, udiff
@@ -113,39 +116,64 @@ def load(source: str, refresh: bool = False, tree: Path | None = None) -> Series
                         "URL or patchwork series)")
     if path.is_file():
         return _from_file(path, source)
+    if not path.is_dir():  # reading a FIFO would wait forever, a device forever or nothing
+        raise UserError(f"{source}: not a patch series: a {_kind(path)}, not a file or folder")
     if (path / "series.toml").is_file():
         return _from_toml(path)
     if mbox.is_maildir(path):
         return _from_mails(source, path.name, mbox.read_maildir(path), str(path))
     if (path / "series").is_file():
         return _from_quilt(path, source)
-    subdirs = sorted(d for d in path.iterdir() if d.is_dir() and _patches(d))
-    if subdirs:
-        revs = tuple(_folder_revision(d.name, _patches(d), str(d)) for d in subdirs)
+    revs = tuple(r for d in sorted(path.iterdir()) if d.is_dir()
+                 for r in [_folder_revision(d.name, _patch_files(d), str(d))] if r.patches)
+    if revs:
         return Series(path.name, source, revs)
-    if patches := _patches(path):
-        return Series(path.name, source, (_folder_revision(path.name, patches, source),))
-    raise UserError(f"{source}: no patches found (expected *.patch files, revision folders, "
-                    "a quilt series file or a maildir)")
+    files = _patch_files(path)
+    if (rev := _folder_revision(path.name, files, source)).patches:
+        return Series(path.name, source, (rev,))
+    why = (f"none of its {len(files)} *.patch or *.diff files holds a diff" if files else
+           "no patches found (expected *.patch files, revision folders, a quilt series file "
+           "or a maildir)")
+    raise UserError(f"{source}: not a patch series: {why}")
 
 
-def _patches(folder: Path) -> tuple[Path, ...]:
-    return tuple(sorted(p for p in folder.iterdir() if p.suffix in (".patch", ".diff")))
+def _kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    kinds = [(stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+             (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")]
+    return next((what for test, what in kinds if test(mode)), "special file")
 
 
-def _folder_revision(name: str, patches: tuple[Path, ...], origin: str) -> Revision:
-    """One revision from files in order; gaps in their [PATCH n/m] counters are problems."""
+def _patch_files(folder: Path) -> tuple[Path, ...]:
+    """The folder's regular *.patch and *.diff files, patches or not."""
+    return tuple(sorted(p for p in folder.iterdir()
+                        if p.suffix in (".patch", ".diff") and p.is_file()))
+
+
+def _folder_revision(name: str, files: tuple[Path, ...], origin: str) -> Revision:
+    """One revision from the files that hold a diff, in order.
+
+    Gaps in their [PATCH n/m] counters are problems, and so is a file without
+    a diff (unless a cover letter): leaving it out silently could apply a
+    series that lost a patch.
+    """
     counters: dict[int, int] = {}
     total = 0
     problems = []
     info = []
-    for p in patches:
-        head = p.read_bytes()[:4096]
-        if not (mbox.is_mbox(head) or mbox.looks_like_mail(head)):
+    patches = []
+    for p in files:
+        data = p.read_bytes()
+        msg = _mail_in(data)
+        s = mailseries.parse_subject(str(msg.get("Subject", ""))) if msg else None
+        if not any(f.hunks for f in udiff.parse(data.decode("utf-8", "replace"))):
+            if not (s and s.counter == 0):
+                problems.append(f"{p.name}: not a patch (no diff in it)")
+            continue
+        patches.append(p)
+        if not msg or not s:
             info.append(PatchInfo(""))
             continue
-        msg = mbox.Mail(head.split(b"\n", 1)[1] if mbox.is_mbox(head) else head).message()
-        s = mailseries.parse_subject(str(msg.get("Subject", "")))
         info.append(PatchInfo(s.title, mailseries.msgid(msg), str(msg.get("From", "")),
                               str(msg.get("Date", ""))))
         if s.total > 1:
@@ -155,7 +183,15 @@ def _folder_revision(name: str, patches: tuple[Path, ...], origin: str) -> Revis
         problems += [f"patch {n}/{total} missing" for n in range(1, total + 1)
                      if n not in counters]
         problems += [f"patch {n}/{total} present {c} times" for n, c in counters.items() if c > 1]
-    return Revision(name, patches, origin=origin, problems=tuple(problems), info=tuple(info))
+    return Revision(name, tuple(patches), origin=origin, problems=tuple(problems),
+                    info=tuple(info))
+
+
+def _mail_in(data: bytes) -> EmailMessage | None:
+    """The mail a patch file holds (with or without an mbox From_ line), if it is one."""
+    if mbox.is_mbox(data):
+        return mbox.Mail(data.split(b"\n", 1)[1]).message()
+    return mbox.Mail(data).message() if mbox.looks_like_mail(data) else None
 
 
 def _from_git(source: str, tree: Path) -> Series:
@@ -192,34 +228,39 @@ def _from_quilt(path: Path, source: str) -> Series:
 
 
 def _from_file(path: Path, source: str) -> Series:
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = mbox.gunzip(data, source)
+    raw = path.read_bytes()
+    packed = bool(mbox.compression(raw))
+    data = mbox.decompress(raw, source)
+    name = Path(path.stem).stem if packed else path.stem  # "foo" of foo.patch.gz
     if not data.strip():
-        raise UserError(f"{source}: empty file: no patches in it")
+        raise UserError(f"{source}: not a patch series: an empty file")
     text = data.decode("utf-8", "replace")
     if mbox.is_mbox(data) or mbox.looks_like_mail(data):
         mails = mbox.split(data, source)
         try:
-            ser = _from_mails(source, path.stem, mails, source)
-            if len(mails) == 1 and data[:2] != b"\x1f\x8b":  # one mail: the user's own file
+            ser = _from_mails(source, name, mails, source)
+            if len(mails) == 1 and not packed:  # one mail: the user's own file
                 ser = replace(ser, revisions=tuple(replace(r, patches=(path,))
                                                    for r in ser.revisions))
             return ser
         except UserError:
             if not quoted.extract(text):
                 raise
-        return _from_quoted(source, path.stem, text)  # no patch mails, but quoted patches
+        return _from_quoted(source, name, text)  # no patch mails, but quoted patches
     if any(f.hunks for f in udiff.parse(text)):
-        return Series(path.stem, source, (Revision(path.stem, (path,), origin=source),))
-    return _from_quoted(source, path.stem, text)
+        # git am cannot read a compressed patch: it gets the content, kept in the cache.
+        patches = _write(cache.root() / "series" / cache.key(source, data), [(name, data)]) \
+            if packed else (path,)
+        return Series(name, source, (Revision(name, patches, origin=source),))
+    return _from_quoted(source, name, text)
 
 
 def _from_mails(source: str, name: str, mails: list[mbox.Mail], origin: str,
                 extra_problem: str = "") -> Series:
     revs = mailseries.group(mails)
     if not any(r.patches for r in revs):
-        raise UserError(f"{source}: {len(mails)} mail(s) but no patches in them")
+        raise UserError(f"{source}: not a patch series: {len(mails)} mail(s) but no "
+                        "patches in them")
     out = []
     folder = cache.root() / "series" / cache.key(source, *(m.raw for m in mails))
     for r in revs:
@@ -257,7 +298,8 @@ def _from_patchwork(source: str, server: str, kind: str, ident: int, refresh: bo
 def _from_quoted(source: str, name: str, text: str) -> Series:
     found = quoted.extract(text)
     if not found:
-        raise UserError(f"{source}: no patches found (no diff, neither as mail nor quoted)")
+        raise UserError(f"{source}: not a patch series: no patches found (no diff, neither "
+                        "as mail nor quoted)")
     folder = cache.root() / "series" / cache.key(source, text)
     revs: list[Revision] = []
     for q in found:
@@ -314,9 +356,10 @@ def _from_toml(path: Path) -> Series:
         if not isinstance(r, dict) or not isinstance(r.get("name"), str):
             raise UserError(f"{toml}: revision #{i + 1}: expected a table with a name")
         folder = path / r.get("path", r["name"])
-        if not folder.is_dir() or not _patches(folder):
+        rev = _folder_revision(r["name"], _patch_files(folder), str(folder)) \
+            if folder.is_dir() else None
+        if not rev or not rev.patches:
             raise UserError(f"{toml}: revision {r['name']}: no patches in {folder}")
-        rev = _folder_revision(r["name"], _patches(folder), str(folder))
         revs.append(Revision(r["name"], rev.patches, r.get("description", ""),
                              r.get("expect", ""), origin=str(folder), problems=rev.problems,
                              info=rev.info))

@@ -176,7 +176,9 @@ def _apply_one(wt: Path, patch: Path, log: list[str]) -> tuple[str | None, str]:
     except UserError as e:
         log.append(f"refused: {e}\n")
         return None, f"patch {patch.name} refused: {e}"
-    p = git(wt, "am", "-3", "--keep-cr", str(patch), check=False)
+    # git -C would read a relative path from inside the worktree, find nothing there,
+    # and send every patch to the fallback.
+    p = git(wt, "am", "-3", "--keep-cr", str(patch.absolute()), check=False)
     log.append(f"$ git am -3 {patch.name}\n{p.stdout}{p.stderr}")
     if p.returncode == 0:
         return GIT_AM, ""

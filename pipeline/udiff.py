@@ -32,6 +32,8 @@ class Hunk:
     section: str  # the text after the second @@ (a function name, usually)
     lines: tuple[str, ...]  # each starts with ' ', '-', '+' or '\\' (normalised)
     truncated: bool = False  # the text ended before the header's counts were met
+    # Hunk lines right after the counted ones: git drops them, so the counts lie.
+    overflow: tuple[str, ...] = ()
 
     def old(self) -> list[str]:
         """The lines this hunk expects in the file (context and removed), prefix stripped."""
@@ -115,8 +117,8 @@ def _parse_file(lines: list[str], i: int) -> tuple[FilePatch, int]:
         first = False
         header.append(ln)
         if m := _GIT_RE.match(ln):
-            raw += [m.group(1), m.group(2)]
-            old, new = _strip(m.group(1)), _strip(m.group(2))
+            raw += [unquote(m.group(1)), unquote(m.group(2))]
+            old, new = _strip(unquote(m.group(1))), _strip(unquote(m.group(2)))
         elif ln.startswith("--- "):
             raw.append(_path_of(ln[4:]))
             old = None if _path_of(ln[4:]) == DEV_NULL else _strip(_path_of(ln[4:]))
@@ -126,7 +128,7 @@ def _parse_file(lines: list[str], i: int) -> tuple[FilePatch, int]:
         elif m := _INDEX_RE.match(ln):
             old_blob, new_blob = m.group(1), m.group(2)
         elif ln.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
-            raw.append(ln.split(" ", 2)[2])
+            raw.append(unquote(ln.split(" ", 2)[2]))
         elif ln.startswith("GIT binary patch") or (ln.startswith("Binary files ")
                                                    and ln.endswith(" differ")):
             binary = True
@@ -182,12 +184,51 @@ def _parse_hunk(lines: list[str], i: int, m: re.Match) -> tuple[Hunk, int]:
         i += 1
     truncated = need_old > 0 or need_new > 0
     return Hunk(int(m.group(1)), old_len, int(m.group(3)), new_len, m.group(5).strip(),
-                tuple(body), truncated), i
+                tuple(body), truncated, _overflow(lines, i)), i
+
+
+def _overflow(lines: list[str], i: int) -> tuple[str, ...]:
+    """The lines from i on that still look like hunk lines, up to whatever comes next:
+    a hunk, a file (`--- ` then `+++ `), the `-- ` signature, prose or the end."""
+    j = i
+    while j < len(lines) and lines[j][:1] in ("+", "-", " ") and lines[j].rstrip() != "--" \
+            and not _is_new_file_pair(lines, j, ["+++ "]):
+        j += 1
+    return tuple(lines[i:j])
 
 
 def _path_of(s: str) -> str:
     # "a/mm/mmap.c\t2010-04-28 12:00:00" in diffs made by diff(1): drop the date.
-    return s.split("\t", 1)[0].strip()
+    return unquote(s.split("\t", 1)[0].strip())
+
+
+_C_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92, '"': 34}
+
+
+def unquote(p: str) -> str:
+    """A path as git means it: `"b/\\056\\056/x"` (git's C-style quoting) is `b/../x`.
+
+    A path git did not quote, or quoted wrongly (git refuses those), stays as written.
+    """
+    if len(p) < 2 or p[0] != '"' or p[-1] != '"':
+        return p
+    out, body, k = bytearray(), p[1:-1], 0
+    while k < len(body):
+        c = body[k]
+        if c == '"':
+            return p
+        if c != "\\":
+            out += c.encode("utf-8", "surrogateescape")
+            k += 1
+        elif re.match(r"[0-3][0-7]{2}", body[k + 1:k + 4]):
+            out.append(int(body[k + 1:k + 4], 8))
+            k += 4
+        elif body[k + 1:k + 2] in _C_ESCAPES:
+            out.append(_C_ESCAPES[body[k + 1]])
+            k += 2
+        else:
+            return p
+    return out.decode("utf-8", "surrogateescape")
 
 
 def _strip(p: str) -> str:

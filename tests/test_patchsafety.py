@@ -45,3 +45,80 @@ def test_tree_apply_refuses_outside_and_writes_nothing(small_repo, tmp_path):
     assert "refused" in res.message and "../outside" in res.message
     assert not (wt.parent / "outside").exists() and not (tmp_path / "outside").exists()
     assert git(wt, "status", "--porcelain") == ""
+
+
+def _mode_mail(header: str) -> str:
+    return ("From: Eve <eve@example.org>\nSubject: [PATCH] add a link\n\n---\n"
+            f"diff --git a/l b/l\n{header}--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n"
+            "+/etc/passwd\n\\ No newline at end of file\n")
+
+
+# Each of these is a symlink (or gitlink) to git: it reads a mode as strtoul(s, 8) does.
+@pytest.mark.parametrize("header", [
+    "new file mode 0120000\n",
+    "new file mode 00120000\n",
+    "new file mode  +120000\n",
+    "new file mode 1120000\n",  # bits above the file type are dropped
+    "new file mode -37777657777\n",  # negated in unsigned arithmetic: 0120001
+    "new file mode 100644\nnew mode 0120000\n",
+    "new file mode 100644\nold mode 0120000\n",
+    "new file mode 100644\nindex 0000000..1111111 0120000\n",
+    "new file mode 0160000\n",
+    "deleted file mode 0120000\n",
+])
+def test_symlink_modes_are_refused_however_spelled(small_repo, tmp_path, header):
+    evil = tmp_path / "0001-link.patch"
+    evil.write_text(_mode_mail(header))
+    base = tree.find_base(str(small_repo))
+    wt = tree.worktree(base)
+    res = tree.apply(wt, base, [evil])
+    assert not res.ok and "refused" in res.message and evil.name in res.message
+    assert "mode" in res.message and "git am" not in res.log
+    assert not (wt / "l").is_symlink() and git(wt, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("header", ["new file mode 100644\n", "new file mode 0100644\n",
+                                    "new file mode 644\n"])
+def test_regular_file_modes_still_apply(small_repo, tmp_path, header):
+    ok = tmp_path / "0001-file.patch"
+    ok.write_text(_mode_mail(header))
+    base = tree.find_base(str(small_repo))
+    res = tree.apply(tree.worktree(base), base, [ok])
+    assert res.ok and res.strategy == tree.GIT_AM, res.log
+
+
+def _readme_mail(diff: str) -> str:
+    return f"From: Eve <eve@example.org>\nSubject: [PATCH] readme\n\n---\n{diff}-- \n2.39.5\n"
+
+
+def test_a_hunk_with_more_lines_than_its_counts_is_refused(small_repo, tmp_path):
+    short = tmp_path / "0001-short.patch"
+    short.write_text(_readme_mail("diff --git a/README b/README\n--- a/README\n+++ b/README\n"
+                                  "@@ -1 +1,2 @@\n hello\n+one\n+two\n+three\n+four\n"))
+    base = tree.find_base(str(small_repo))
+    wt = tree.worktree(base)
+    res = tree.apply(wt, base, [short])
+    assert not res.ok and "git am" not in res.log
+    assert res.message == (f"patch {short.name} refused: {short.name}: README: hunk 1 "
+                           "(@@ -1,1 +1,2 @@) is followed by 3 line(s) its counts leave out; "
+                           "refused (git would drop them)")
+    assert (wt / "README").read_text() == "hello\n"
+
+
+def test_a_c_quoted_path_that_climbs_out_is_refused(small_repo, tmp_path):
+    q = '"b/\\056\\056/outside"'
+    evil = tmp_path / "0001-quoted.patch"
+    evil.write_text(_readme_mail(f'diff --git "a/\\056\\056/outside" {q}\nnew file mode 100644\n'
+                                 f"--- /dev/null\n+++ {q}\n@@ -0,0 +1 @@\n+owned\n"))
+    base = tree.find_base(str(small_repo))
+    wt = tree.worktree(base)
+    res = tree.apply(wt, base, [evil])
+    assert not res.ok and "a/../outside: climbs out of the tree" in res.message, res.log
+    assert not any(p.name.endswith("outside") for p in wt.parent.rglob("*outside*"))
+
+
+def test_c_quoted_paths_are_decoded_for_the_fallback_too():
+    from pipeline import udiff
+
+    (fp,) = udiff.parse('--- "a/t\\303\\244b\\tx"\n+++ "b/t\\303\\244b\\tx"\n@@ -1 +1 @@\n-a\n+b\n')
+    assert fp.new_path == "t\u00e4b\tx" and fp.raw_paths == ("a/t\u00e4b\tx", "b/t\u00e4b\tx")

@@ -1,7 +1,7 @@
 """Applying in strategies: `git am -3` first, kpv's whitespace-tolerant applier only when
 that fails; per-patch strategy recorded; the patch as applied kept; `kpv apply`."""
 
-from pipeline import tree
+from pipeline import cli, tree
 from tests.conftest import git
 from tests.series_util import c_repo, change, format_patch, mangle, run_kpv
 
@@ -88,3 +88,13 @@ def test_base_commit_in_the_series_is_used(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     assert f"base-commit {base}: found in the tree" in p.stdout
     assert "git am -3" in p.stdout
+
+
+def test_kpv_apply_of_a_relative_patch_path_uses_git_am(tmp_path, monkeypatch, capsys):
+    repo, pats, _ = _two_patches(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["apply", pats[0].parent.name, "--tree", str(repo),
+                     "--worktree", "wt"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{p.name}: {tree.GIT_AM}\n" in out for p in pats), out
+    assert git(tmp_path / "wt", "log", "-1", "--format=%s|%an") == "mm: add again|t\n"

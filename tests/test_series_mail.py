@@ -1,13 +1,17 @@
 """Series from mails: mbox, gzipped mbox, maildir, single patch, quilt folder; revisions
 grouped by subject; cover letters, trailers, base-commit; gaps reported, never guessed."""
 
+import bz2
 import gzip
 import json
+import lzma
+import os
+import random
 from pathlib import Path
 
 import pytest
 
-from pipeline import mailseries, series
+from pipeline import mailseries, series, tree
 from pipeline.errors import UserError
 from tests.conftest import git
 from tests.series_util import c_repo, format_patch, run_kpv
@@ -136,6 +140,37 @@ def test_gzip_maildir_single_patch_and_quilt(tmp_path):
     assert [p.name for p in rev.patches] == [pats[1].name, pats[0].name]  # the file's order
 
 
+
+@pytest.mark.parametrize("suffix, pack", [(".gz", gzip.compress), (".xz", lzma.compress),
+                                          (".bz2", bz2.compress)])
+@pytest.mark.parametrize("as_mail", [True, False])
+def test_a_compressed_single_patch_is_its_content(tmp_path, suffix, pack, as_mail):
+    repo = _series(tmp_path, n=1)
+    (mail,) = format_patch(repo, "base..HEAD", tmp_path / "p")
+    content = mail.read_bytes()
+    if not as_mail:  # a bare diff, no mail headers
+        content = content[content.index(b"diff --git"):]
+    packed = tmp_path / f"one.patch{suffix}"
+    packed.write_bytes(pack(content))
+    ser = series.load(str(packed))
+    (rev,) = ser.revisions
+    (patch,) = rev.patches
+    assert patch != packed and patch.read_bytes() in content  # a mail loses its From_ line
+    assert rev.name == "one" or as_mail
+    base = tree.find_base(str(repo), "base")
+    res = tree.apply(tree.worktree(base), base, [patch])
+    # git am takes mails only: a bare diff goes to the fallback, as uncompressed.
+    assert res.ok and (res.strategy == tree.GIT_AM or not as_mail), res.log
+
+
+def test_a_damaged_gzip_patch_is_one_line_naming_it(tmp_path):
+    bad = tmp_path / "one.patch.gz"
+    bad.write_bytes(gzip.compress(b"diff --git a/x b/x\n" * 50)[:40])
+    p = run_kpv("series", str(bad))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith(f"kpv: error: {bad}: damaged gzip data")
+
+
 def test_folder_with_a_gap_in_its_numbering(tmp_path):
     repo = _series(tmp_path)
     pats = format_patch(repo, "base..HEAD", tmp_path / "f")
@@ -160,6 +195,43 @@ def test_bad_files_are_clear_errors(tmp_path, content, match):
     assert str(f) in str(e.value)
     p = run_kpv("series", str(f))
     assert p.returncode == 2 and str(f) in p.stderr and "Traceback" not in p.stderr
+
+
+
+def _random_bytes(n: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def test_a_folder_of_random_bytes_is_not_a_series(tmp_path):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for i in range(2):
+        (junk / f"{i:04d}-x.patch").write_bytes(_random_bytes(3000, i))
+    p = run_kpv("series", str(junk))
+    assert p.returncode == 2, p.stdout
+    assert p.stderr == (f"kpv: error: {junk}: not a patch series: none of its 2 *.patch or "
+                        "*.diff files holds a diff\n")
+
+
+@pytest.mark.parametrize("special", ["/dev/null", "fifo"])
+def test_a_device_or_fifo_is_one_line(tmp_path, special):
+    if special == "fifo":
+        special = str(tmp_path / "fifo")
+        os.mkfifo(special)
+    p = run_kpv("series", special)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith(f"kpv: error: {special}: not a patch series: a ")
+
+
+def test_files_in_a_folder_that_are_not_patches_are_not_counted(tmp_path):
+    repo = _series(tmp_path, n=2)
+    pats = format_patch(repo, "base..HEAD", tmp_path / "p", "--cover-letter")
+    (tmp_path / "p" / "0003-noise.patch").write_bytes(_random_bytes(500, 7))
+    (rev,) = series.load(str(tmp_path / "p")).revisions
+    assert rev.patches == tuple(pats[1:])  # no cover letter, no noise
+    assert rev.problems == ("0003-noise.patch: not a patch (no diff in it)",)
+    with pytest.raises(UserError, match=r"0003-noise\.patch: not a patch"):
+        series.load(str(tmp_path / "p")).revision(rev.name)
 
 
 def test_unknown_source_is_a_clear_error(tmp_path):
