@@ -166,6 +166,21 @@ def apply(wt: Path, base: Base, patches: list[Path], keep: Path | None = None) -
     return ApplyResult(True, tuple(applied), "", "", "".join(log), tuple(strategies), tuple(kept))
 
 
+def _as_git_am_reads_it(patch: Path) -> str:
+    """The diff of a mail as git am applies it: bodies decoded, charsets converted."""
+    with tempfile.TemporaryDirectory(prefix="kpv-mailinfo-") as d, patch.open("rb") as mail:
+        try:
+            p = subprocess.run(["git", "mailinfo", f"{d}/msg", f"{d}/patch"], stdin=mail,
+                               capture_output=True, env={**os.environ, **GIT_ENV})
+        except FileNotFoundError:
+            raise InfraError("git not found: install the git package") from None
+        diff = Path(d, "patch")
+        # A mail git cannot read gives git am nothing to apply either: nothing to check.
+        if p.returncode != 0 or not diff.is_file():
+            return ""
+        return diff.read_bytes().decode("utf-8", "surrogateescape")
+
+
 def _apply_one(wt: Path, patch: Path, log: list[str]) -> tuple[str | None, str]:
     """(strategy, "") when the patch applied and was committed, else (None, why not)."""
     from pipeline import patchsafety, wsapply
@@ -173,6 +188,11 @@ def _apply_one(wt: Path, patch: Path, log: list[str]) -> tuple[str | None, str]:
     text = patch.read_bytes().decode("utf-8", "surrogateescape")
     try:
         patchsafety.check(text, patch.name, wt)
+        # A base64 or quoted-printable body hides its diff from the check above; git am
+        # decodes it first. Check what git will apply, as git mailinfo extracts it.
+        decoded = _as_git_am_reads_it(patch)
+        if decoded != text:
+            patchsafety.check(decoded, patch.name, wt)
     except UserError as e:
         log.append(f"refused: {e}\n")
         return None, f"patch {patch.name} refused: {e}"

@@ -122,3 +122,22 @@ def test_c_quoted_paths_are_decoded_for_the_fallback_too():
 
     (fp,) = udiff.parse('--- "a/t\\303\\244b\\tx"\n+++ "b/t\\303\\244b\\tx"\n@@ -1 +1 @@\n-a\n+b\n')
     assert fp.new_path == "t\u00e4b\tx" and fp.raw_paths == ("a/t\u00e4b\tx", "b/t\u00e4b\tx")
+
+
+def test_a_base64_body_is_checked_as_git_am_decodes_it(small_repo, tmp_path):
+    """git am decodes a base64 (or quoted-printable) body before it applies the diff: the
+    raw mail shows no mode, no path, nothing to refuse."""
+    import base64
+
+    body = _mode_mail("new file mode 120000\n").split("\n\n", 1)[1]
+    mail = tmp_path / "0001-link.patch"
+    mail.write_text("From: Eve <eve@example.org>\nSubject: [PATCH] add a link\n"
+                    "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+                    "Content-Transfer-Encoding: base64\n\n"
+                    + base64.encodebytes(body.encode()).decode())
+    patchsafety.check(mail.read_text(), mail.name)  # the raw text passes: nothing visible
+    base = tree.find_base(str(small_repo))
+    wt = tree.worktree(base)
+    res = tree.apply(wt, base, [mail])
+    assert not res.ok and "symlink mode" in res.message, res.message
+    assert not (wt / "l").is_symlink() and git(wt, "status", "--porcelain") == ""
