@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import atomic
 from pipeline.errors import InfraError, UserError
 from pipeline.sanitize import one_line
 
@@ -128,7 +129,7 @@ def generate(
             if error:
                 return ConfigResult(gen_dir / ".config", (), error)
     finally:
-        log_path.write_text("".join(log))
+        atomic.write(log_path, "".join(log).encode())
     final = read_config((gen_dir / ".config").read_text())
     return ConfigResult(gen_dir / ".config", verify(want, final))
 
