@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -235,14 +236,17 @@ def _git_tree(source: str) -> Path | None:
 
 
 def _cell(text: str) -> tuple[str, int]:
-    """--cell REV:VCPUS; the vCPU count is then checked as --vcpus is."""
+    """--cell REV:VCPUS, its vCPU count within the bounds of guest.vcpus."""
+    from pipeline import job
     from pipeline.errors import UserError
 
     rev, _, n = text.partition(":")
-    if not rev or not n.isdigit():
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses.
+    if not rev or not re.fullmatch(r"[0-9]{1,9}", n):
         raise UserError(f"--cell {text}: expected REV:VCPUS, e.g. v1:2")
-    if int(n) < 1:
-        raise UserError(f"--cell {text}: a guest needs at least 1 vCPU")
+    problems = job.vcpu_problems((int(n),))
+    if problems:
+        raise UserError(f"--cell {text}: {problems[0]}")
     return rev, int(n)
 
 

@@ -63,6 +63,9 @@ STRESS_NG_STRESSORS = (
     "brk", "bigheap", "vm", "vm-segv", "malloc",
 )
 THP_MODES = ("always", "madvise", "never")
+# Milliseconds: beyond an hour khugepaged never wakes in a test (and above 2^32 the
+# kernel refuses the value, leaving its default in place).
+MAX_KHUGEPAGED_SLEEP_MS = 3_600_000
 GUEST_STRESS_DIR = PurePosixPath("/stress")  # where the programs live in the guest
 STRESS_NG_WRAPPER = PurePosixPath("/bin/kpv-stress-ng")  # runs stress-ng, prints a result
 # A test stops itself at its deadline; init's limit only ends a hang (a
@@ -112,9 +115,9 @@ class GuestSettings:
         out = []
         if self.thp not in THP_MODES:
             out.append(f"guest.thp: expected one of {', '.join(THP_MODES)}, got {self.thp!r}")
-        if self.khugepaged_sleep_ms < 0:
-            out.append(f"guest.khugepaged_sleep_ms: expected 0 or more, got "
-                       f"{self.khugepaged_sleep_ms}")
+        if not 0 <= self.khugepaged_sleep_ms <= MAX_KHUGEPAGED_SLEEP_MS:
+            out.append(f"guest.khugepaged_sleep_ms: expected 0 to {MAX_KHUGEPAGED_SLEEP_MS} "
+                       f"(an hour), got {self.khugepaged_sleep_ms}")
         if not 0 <= self.compaction_proactiveness <= 100:
             out.append(f"guest.compaction_proactiveness: expected 0 to 100, got "
                        f"{self.compaction_proactiveness}")

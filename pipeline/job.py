@@ -6,14 +6,18 @@ file, the key and what was expected, before anything runs.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args, get_origin
 
-from pipeline import series, treesource
+from pipeline import kconfig, series, treesource
 from pipeline.errors import UserError
+from pipeline.sanitize import one_line
 
 if TYPE_CHECKING:
     from pipeline.guest import GuestSettings
@@ -49,8 +53,8 @@ class Job:
     kconfig_required: tuple[str, ...] = ()
 
 
-# key -> (type, description) per table; "" is the top level.
-_SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
+# key -> (type, description) per table; "" is the top level. list[T]: every item a T.
+_SCHEMA: dict[str, dict[str, tuple[object, str]]] = {
     "": {"name": (str, "a string")},
     "tree": {
         "source": (str, '"debian:linux-source-X.Y" or a path to a kernel git checkout'),
@@ -58,20 +62,20 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     },
     "series": {
         "source": (str, "a series source (folder, mbox, patch, Message-ID, lore URL, pw:N)"),
-        "revisions": (list, 'a list of revision names, "baseline" for no patches'),
+        "revisions": (list[str], 'a list of revision names, "baseline" for no patches'),
     },
     "kconfig": {
-        "fragments": (list, "a list of paths to config fragments"),
+        "fragments": (list[str], "a list of paths to config fragments"),
         "base": (str, '"tinyconfig", "defconfig" or a path to a .config'),
-        "required": (list, 'a list of option names ("CONFIG_LOCKDEP") the tree must have'),
+        "required": (list[str], 'a list of option names ("CONFIG_LOCKDEP") the tree must have'),
     },
     "guest": {
-        "vcpus": (list, "a list of positive integers"),
+        "vcpus": (list[int], "a list of positive integers"),
         "memory_mb": (int, "an integer number of MiB"),
         "memory_per_node_mb": (int, "an integer number of MiB per NUMA node"),
         "numa_nodes": (int, "an integer, 1 to 4"),
         "accel": (str, '"auto", "kvm" or "tcg"'),
-        "tests": (list, "a list of test names"),
+        "tests": (list[str], "a list of test names"),
         "duration": (int, "a positive integer number of seconds"),
         "seed": (int, "an integer"),
         "repeats": (int, "a positive integer: runs of each test per boot"),
@@ -93,6 +97,24 @@ _OPTION_RE = re.compile(r"CONFIG_[A-Za-z0-9_]+")
 _REQUIRED = {("tree", "source"), ("series", "source"), ("kconfig", "fragments")}
 ACCELS = ("auto", "kvm", "tcg")
 
+# Bounds of a job's numbers, so that a typo (`duration = 1000000000`) is refused
+# before hours of work rather than found out after them.
+# 64: the guest kernel's NR_CPUS (x86_64's default with SMP; guest.config leaves it), so
+# a 65th vCPU would sit offline; QEMU's pc machine takes up to 255, under TCG as under KVM.
+MAX_VCPUS = 64
+HOUR = 3600  # seconds: a boot or a test's overrun longer than that is a hang
+DAY = 24 * HOUR  # seconds: a kernel build longer than that is a hang
+# A soak of an afternoon. Each test runs this long per repeat, vCPU count and revision:
+# a day per test is a typo (milliseconds for seconds), not a plan.
+MAX_DURATION = 4 * HOUR
+# Median and spread need a handful of runs; a boot's budget is duration times repeats.
+MAX_REPEATS = 100
+MAX_SEED = 2**63 - 1  # the guest's stress harness reads it as a C long
+MIN_MEMORY_PER_NODE_MB = 128  # a tinyconfig guest and its stress programs fit in that
+# The rest is the host's: QEMU's own memory, the build's page cache. A guest that pushes
+# the host into swap or its OOM killer misses deadlines, a hang that is not the kernel's.
+HOST_MEMORY_SHARE = Fraction(3, 4)
+
 
 def load(path: Path) -> Job:
     """Read a job file; raise UserError listing every problem found."""
@@ -104,6 +126,10 @@ def load(path: Path) -> Job:
         raise UserError(f"{path}: cannot read job file: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: not valid TOML: {e}") from None
+    except ValueError:  # int()'s limit on digits (sys.get_int_max_str_digits)
+        raise UserError(f"{path}: not valid TOML: a number with thousands of digits") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise UserError(f"{path}: not valid TOML: nested too deeply") from None
     errors = _check_shape(data)
     if errors:
         raise UserError(_format(path, errors))
@@ -115,7 +141,8 @@ def load(path: Path) -> Job:
 
 
 def _format(path: Path, errors: list[str]) -> str:
-    return f"{path}: invalid job file:\n" + "\n".join(f"  {e}" for e in errors)
+    """Every problem at once, on the one line bad input gets."""
+    return f"{path}: invalid job file: " + "; ".join(errors)
 
 
 def _check_shape(data: dict) -> list[str]:
@@ -131,7 +158,8 @@ def _check_shape(data: dict) -> list[str]:
         else:
             errors += _check_table("", {key: value})
     for table, key in sorted(_REQUIRED):
-        if key not in data.get(table, {}):
+        values = data.get(table, {})
+        if isinstance(values, dict) and key not in values:  # else named above
             errors.append(f"{table}.{key}: missing (expected {_SCHEMA[table][key][1]})")
     return errors
 
@@ -149,10 +177,29 @@ def _check_table(table: str, values: dict) -> list[str]:
             errors.append(f"{name}: unknown key (known: {', '.join(_known(table))})")
             continue
         want, what = _SCHEMA[table][key]
-        # bool is an int in Python; a job saying `duration = true` is a mistake.
-        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
-            errors.append(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
+        if not _is(value, want):
+            errors.append(f"{name}: expected {what}, got {type(value).__name__} "
+                          f"{one_line(repr(value), 100)}")
+        elif _has_nul(value):
+            # No path, make target or test name holds one: the OS would refuse it later.
+            errors.append(f"{name}: expected {what}, got a NUL character in "
+                          f"{one_line(repr(value), 100)}")
     return errors
+
+
+def _has_nul(value: object) -> bool:
+    """value, a string or a list's string, holds a NUL."""
+    items = value if isinstance(value, list) else [value]
+    return any(isinstance(v, str) and "\0" in v for v in items)
+
+
+def _is(value: object, want: object) -> bool:
+    """value is a `want` (a type, or list[T] for a list of T)."""
+    if get_origin(want) is list:
+        (item,) = get_args(want)
+        return isinstance(value, list) and all(_is(v, item) for v in value)
+    # bool is an int in Python; a job saying `duration = true` is a mistake.
+    return isinstance(value, want) and (want is bool or not isinstance(value, bool))
 
 
 def _build(path: Path, data: dict) -> Job:
@@ -215,21 +262,29 @@ def _series_source(here: Path, source: str) -> str:
     return str((here / source).resolve())
 
 
+def _there(path: Path, test: Callable[[Path], bool] = Path.is_file) -> bool:
+    """is_file (or is_dir, exists) that says no for a name the system cannot look up (one
+    longer than NAME_MAX), instead of raising."""
+    try:
+        return test(path)
+    except OSError:
+        return False
+
+
 def check(job: Job) -> list[str]:
     """Value checks, shared by job files and CLI overrides."""
     errors = []
     for f in job.fragments:
-        if not f.is_file():
-            errors.append(f"kconfig.fragments: {f}: no such file")
-    if not _MAKE_TARGET_RE.fullmatch(job.kconfig_base) and not Path(job.kconfig_base).is_file():
+        # A line Kconfig ignores or misreads would go unnoticed until the kconfig case.
+        errors += kconfig.lint(f) if _there(f) else [f"kconfig.fragments: {f}: no such file"]
+    if not _MAKE_TARGET_RE.fullmatch(job.kconfig_base) and not _there(Path(job.kconfig_base)):
         errors.append(f"kconfig.base: {job.kconfig_base}: no such file (expected tinyconfig, "
                       "defconfig or a path to a .config)")
-    bad = [o for o in job.kconfig_required if not isinstance(o, str) or not
-           _OPTION_RE.fullmatch(o)]
+    bad = [o for o in job.kconfig_required if not _OPTION_RE.fullmatch(o)]
     if bad:
         errors.append(f"kconfig.required: expected option names such as CONFIG_LOCKDEP, got "
                       f"{bad}")
-    if series.is_path(job.series) and not Path(job.series).exists():
+    if series.is_path(job.series) and not _there(Path(job.series), Path.exists):
         errors.append(f"series.source: {job.series}: no such file or folder")
     if series.is_git(job.series) and treesource.is_debian(job.tree):
         errors.append(f"series.source: {job.series}: commits need --tree, a git checkout "
@@ -239,39 +294,65 @@ def check(job: Job) -> list[str]:
             treesource.package(job.tree)
         except ValueError as e:
             errors.append(f"tree.source: {e}")
-    elif not Path(job.tree).is_dir():
+    elif not _there(Path(job.tree), Path.is_dir):
         errors.append(f"tree.source: {job.tree}: no such folder")
-    if not job.vcpus or any(not isinstance(n, int) or n < 1 for n in job.vcpus):
-        errors.append(f"guest.vcpus: expected positive integers, got {list(job.vcpus)}")
-    if not job.tests or any(not isinstance(t, str) for t in job.tests):
-        errors.append(f"guest.tests: expected a non-empty list of names, got {list(job.tests)}")
-    if job.duration < 1:
-        errors.append(f"guest.duration: expected at least 1 second, got {job.duration}")
-    if not 1 <= job.numa_nodes <= 4:
-        errors.append(f"guest.numa_nodes: expected 1 to 4, got {job.numa_nodes}")
-    if job.memory_mb < 0:
-        errors.append(f"guest.memory_mb: {-job.memory_mb} MiB is what memory_per_node_mb "
-                      f"times numa_nodes gives; give one of the two, or make them agree")
-    elif job.memory_mb < 128 * job.numa_nodes:
-        errors.append(
-            f"guest.memory_mb: expected at least {128 * job.numa_nodes} MiB "
-            f"(128 per NUMA node), got {job.memory_mb}"
-        )
-    elif job.memory_mb % job.numa_nodes:
-        # QEMU refuses nodes whose sizes do not add up to -m exactly.
-        errors.append(f"guest.memory_mb: {job.memory_mb} MiB does not split evenly over "
-                      f"{job.numa_nodes} NUMA nodes")
-    else:
-        errors += _test_problems(job)
-    if job.repeats < 1:
-        errors.append(f"guest.repeats: expected at least 1, got {job.repeats}")
+    errors += vcpu_problems(job.vcpus)
+    if not job.tests:
+        errors.append("guest.tests: expected a non-empty list of names, got []")
+    errors += _outside("guest.duration", job.duration, 1, MAX_DURATION,
+                       f" seconds ({MAX_DURATION // HOUR} hours)")
+    errors += _outside("guest.seed", job.seed, 0, MAX_SEED)
+    errors += _outside("guest.repeats", job.repeats, 1, MAX_REPEATS)
+    nodes = _outside("guest.numa_nodes", job.numa_nodes, 1, 4)
+    errors += nodes or _memory_problems(job)  # memory is split over a valid count only
     errors += guest_settings(job).problems()
     if job.accel not in ACCELS:
         errors.append(f"guest.accel: expected one of {', '.join(ACCELS)}, got {job.accel!r}")
-    for key in ("build_timeout", "boot_timeout", "test_slack"):
-        if getattr(job, key) < 1:
-            errors.append(f"timeouts.{key.removesuffix('_timeout')}: expected a positive number")
+    errors += _outside("timeouts.build", job.build_timeout, 1, DAY, " seconds (a day)")
+    errors += _outside("timeouts.boot", job.boot_timeout, 1, HOUR, " seconds (an hour)")
+    errors += _outside("timeouts.test_slack", job.test_slack, 1, HOUR, " seconds (an hour)")
     return errors
+
+
+def _outside(key: str, value: int, low: int, high: int, unit: str = "") -> list[str]:
+    """[] for a value within its bounds, else the problem naming key, bounds and value."""
+    return [] if low <= value <= high else [f"{key}: expected {low} to {high}{unit}, got {value}"]
+
+
+def vcpu_problems(vcpus: tuple[int, ...]) -> list[str]:
+    """guest.vcpus within bounds, each count once; `kpv run --cell` checks its count here."""
+    if not vcpus:
+        return ["guest.vcpus: expected at least one vCPU count, got []"]
+    if not all(1 <= n <= MAX_VCPUS for n in vcpus):
+        return [f"guest.vcpus: expected counts of 1 to {MAX_VCPUS} (the guest kernel's "
+                f"NR_CPUS), got {list(vcpus)}"]
+    if len(set(vcpus)) < len(vcpus):  # one cell per count: a repeat would replace a result
+        return [f"guest.vcpus: expected each count once, got {list(vcpus)}"]
+    return []
+
+
+def _memory_problems(job: Job) -> list[str]:
+    """Memory against the nodes it is split over and the host's RAM; then the tests."""
+    if job.memory_mb < 0:
+        return [f"guest.memory_mb: {-job.memory_mb} MiB is what memory_per_node_mb times "
+                f"numa_nodes gives; give one of the two, or make them agree"]
+    low = MIN_MEMORY_PER_NODE_MB * job.numa_nodes
+    high = int(host_memory_mb() * HOST_MEMORY_SHARE)
+    problems = _outside("guest.memory_mb", job.memory_mb, low, high,
+                        f" MiB ({MIN_MEMORY_PER_NODE_MB} per NUMA node, at most "
+                        f"{HOST_MEMORY_SHARE} of this host's RAM)")
+    if problems:
+        return problems
+    if job.memory_mb % job.numa_nodes:
+        # QEMU refuses nodes whose sizes do not add up to -m exactly.
+        return [f"guest.memory_mb: {job.memory_mb} MiB does not split evenly over "
+                f"{job.numa_nodes} NUMA nodes"]
+    return _test_problems(job)
+
+
+def host_memory_mb() -> int:
+    """This machine's RAM in MiB."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
 
 
 def guest_settings(job: Job) -> GuestSettings:
@@ -288,8 +369,6 @@ def _test_problems(job: Job) -> list[str]:
 
     errors = []
     for name in job.tests:
-        if not isinstance(name, str):
-            continue  # reported above
         try:
             memory, nodes = guest.test_needs(name)
         except UserError as e:
@@ -319,6 +398,13 @@ class Overrides:
     kconfig_base: str | None = None
 
 
+# The job key each `kpv run` option overrides: a refusal names the option given.
+_OPTION_KEYS = {"tree": "tree.source", "series": "series.source",
+                "revisions": "series.revisions", "vcpus": "guest.vcpus",
+                "tests": "guest.tests", "duration": "guest.duration", "accel": "guest.accel",
+                "kconfig_base": "kconfig.base"}
+
+
 def override(job: Job, o: Overrides) -> Job:
     """The job with the flags applied; raise UserError when the result is invalid."""
     changes = {k: v for k, v in vars(o).items() if v is not None}
@@ -331,5 +417,16 @@ def override(job: Job, o: Overrides) -> Job:
     new = replace(job, **changes)
     errors = check(new)
     if errors:
-        raise UserError("invalid options:\n" + "\n".join(f"  {e}" for e in errors))
+        raise UserError("invalid options: " + "; ".join(_by_option(errors, set(changes))))
     return new
+
+
+def _by_option(errors: list[str], given: set[str]) -> list[str]:
+    """Each problem with a key an option set, prefixed with that option: `--vcpus: ...`."""
+    options = {key: f"--{option.replace('_', '-')}" for option, key in _OPTION_KEYS.items()
+               if option in given}
+    out = []
+    for e in errors:
+        option = options.get(e.partition(":")[0])
+        out.append(f"{option}: {e}" if option else e)
+    return out

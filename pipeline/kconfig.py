@@ -27,16 +27,32 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import kconfigdeps
+from pipeline import atomic, kconfigdeps
 from pipeline import tree as kernel_tree
 from pipeline.errors import InfraError, UserError
+from pipeline.sanitize import one_line
 
 # With make's default ARCH=x86, tinyconfig plus a 64-bit fragment ends with other
 # mm options (5-level paging, VMAP_STACK, SPARSEMEM_VMEMMAP) than with x86_64.
 ARCH = "x86_64"
 
-_SET_RE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
-_UNSET_RE = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
+_NAME = r"CONFIG_[A-Za-z0-9_]+"
+_SET_RE = re.compile(rf"^({_NAME})=(.*)$")
+_UNSET_RE = re.compile(rf"^# ({_NAME}) is not set$")
+
+# A fragment line that merge_config.sh, Kconfig and verify() all read as it was meant:
+# blank, a comment, `# CONFIG_X is not set`, or CONFIG_X= y, m, n, a decimal or 0x hex
+# number, or a quoted string (\" and \\ escaped inside). Kconfig skips anything else
+# with a warning nobody reads (`CONFIG_X==`, prose, `CONFIG_N=8 `) or cuts it short
+# (`CONFIG_X=y y` is y, `CONFIG_S="a"b` is "a"), and the kconfig case then fails for a
+# typo in the job, as if the series were at fault. A comment that starts with an option
+# (`# CONFIG_X is set`, `#CONFIG_X=y`) looks like a statement and does nothing.
+_FRAGMENT_LINE_RE = re.compile(
+    r"[ \t]*"
+    r"|#(?!.?\s*CONFIG_).*"
+    rf"|# {_NAME} is not set"
+    rf'|{_NAME}=(?:[ymn]|-?[0-9]+|0[xX][0-9A-Fa-f]+|"(?:[^"\\]|\\.)*")')
+_LINT_SHOWN = 3  # bad lines named per fragment; a binary file has thousands
 _FOR_RE = re.compile(r"#\s*kpv:\s*(since|before)\s+(\d+)\.(\d+)\s*$")
 
 # What the guest cannot do without, whatever the base config: kpv boots a
@@ -79,6 +95,24 @@ def read_config(text: str) -> dict[str, str]:
         elif m := _UNSET_RE.match(line):
             out[m.group(1)] = "n"
     return out
+
+
+def lint(fragment: Path) -> list[str]:
+    """`FRAGMENT:LINE: not a kconfig line: ...` for each line that is not one (the first few)."""
+    try:
+        text = fragment.read_bytes().decode()
+    except OSError as e:
+        return [f"{fragment}: cannot read kconfig fragment: {e.strerror}"]
+    except UnicodeDecodeError as e:
+        return [f"{fragment}: not a kconfig fragment: not UTF-8 (byte offset {e.start})"]
+    # Numbered as Kconfig numbers them: \n ends a line, a \r before it is dropped.
+    bad = [f"{fragment}:{n}: not a kconfig line: {one_line(repr(line), 100)}"
+           for n, line in enumerate(text.split("\n"), 1)
+           if not _FRAGMENT_LINE_RE.fullmatch(line.removesuffix("\r"))]
+    if len(bad) > _LINT_SHOWN:
+        bad[_LINT_SHOWN:] = [f"{fragment}: {len(bad) - _LINT_SHOWN} more lines that are not "
+                             "kconfig"]
+    return bad
 
 
 def requested(fragments: tuple[Path, ...]) -> dict[str, tuple[str, str]]:
@@ -145,7 +179,7 @@ def generate(tree: Path, gen_dir: Path, base: str, fragments: tuple[Path, ...],
             if error:
                 return ConfigResult(gen_dir / ".config", (), error)
     finally:
-        log_path.write_text("".join(log))
+        atomic.write(log_path, "".join(log).encode())
     final = read_config((gen_dir / ".config").read_text())
     return _judge(tree, gen_dir / ".config", want, final, required)
 

@@ -33,6 +33,53 @@ def test_job_file_typo(tmp_path, capsys):
     assert str(job) in err and "series.sourse: unknown key" in err
 
 
+@pytest.fixture
+def no_work(monkeypatch):
+    """A run that gets past its checks fails at once (exit 3) instead of building a kernel."""
+    from pipeline import runner
+
+    def prepare(*args: object) -> None:
+        raise AssertionError("the run started: its options were not refused")
+
+    monkeypatch.setattr(runner, "prepare", prepare)
+
+
+def test_job_values_out_of_bounds_are_one_line_before_any_work(tmp_path, capsys, no_work):
+    (tmp_path / "frag.config").write_text("CONFIG_SMP=y\nCONFIG_FOO=y y\n")
+    job = tmp_path / "job.toml"
+    job.write_text('[tree]\nsource = "debian:linux-source-6.1"\n[series]\nsource = "."\n'
+                   '[kconfig]\nfragments = ["frag.config"]\n[guest]\nrepeats = 1000000\n')
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"kpv: error: {job}: invalid job file: {tmp_path}/frag.config:2: not a kconfig line: "
+        "'CONFIG_FOO=y y'; guest.repeats: expected 1 to 100, got 1000000\n")
+    assert main(["run", "--vcpus", "2,2", "--duration", "100000", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "kpv: error: invalid options: --vcpus: guest.vcpus: expected each count once, got "
+        "[2, 2]; --duration: guest.duration: expected 1 to 14400 seconds (4 hours), got 100000\n")
+    assert main(["run", "--vcpus", "65", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "kpv: error: invalid options: --vcpus: guest.vcpus: expected counts of 1 to 64 (the "
+        "guest kernel's NR_CPUS), got [65]\n")
+    assert not out.exists()  # refused before the first results.json
+
+
+@pytest.mark.parametrize(("cell", "expected"), [
+    ("baseline:0", "--cell baseline:0: guest.vcpus: expected counts of 1 to 64 (the guest "
+                   "kernel's NR_CPUS), got [0]"),
+    ("baseline:65", "--cell baseline:65: guest.vcpus: expected counts of 1 to 64"),
+    ("baseline:\u00b2", "--cell baseline:\u00b2: expected REV:VCPUS, e.g. v1:2"),
+    ("baseline:" + "9" * 5000, "expected REV:VCPUS, e.g. v1:2"),
+    ("baseline:-1", "--cell baseline:-1: expected REV:VCPUS, e.g. v1:2"),
+])
+def test_a_cell_has_the_bounds_of_vcpus(tmp_path, capsys, no_work, cell, expected):
+    assert main(["run", "--cell", cell, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kpv: error: ") and expected in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_unknown_revision_and_bad_cell(tmp_path, capsys):
     assert main(["run", "--revisions", "v9", "--out", str(tmp_path)]) == 2
     assert "no revision 'v9'" in capsys.readouterr().err

@@ -43,8 +43,8 @@ def test_base_is_a_make_target_or_a_config_next_to_the_job(tmp_path):
                                   "tinyconfig, defconfig or a path to a .config)"),
     ('required = ["LOCKDEP"]\n', "kconfig.required: expected option names such as "
                                  "CONFIG_LOCKDEP, got ['LOCKDEP']"),
-    ("required = [1]\n", "kconfig.required: expected option names such as CONFIG_LOCKDEP, "
-                         "got [1]"),
+    ("required = [1]\n", 'kconfig.required: expected a list of option names ("CONFIG_LOCKDEP") '
+                         "the tree must have, got list [1]"),
 ])
 def test_bad_kconfig_keys_are_named(tmp_path, kconfig, expected):
     path = _job(tmp_path, kconfig)

@@ -1,3 +1,4 @@
+import errno
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,15 @@ def test_a_missing_tool_is_kpvs_problem_not_the_series(tmp_path):
     with pytest.raises(InfraError, match=r"tinyconfig failed \(exit 2\): .*kpv-no-such-flex"):
         kconfig.generate(tree, tmp_path / "gen", "tinyconfig", (), tmp_path / "kconfig.log")
     assert "kpv-no-such-flex" in (tmp_path / "kconfig.log").read_text()  # the log is kept
+
+
+def test_a_full_disk_keeps_the_last_whole_log(tmp_path, tmpfs):
+    """kconfig.log is written whole or not at all: a reader keeps the last run's."""
+    out = tmpfs(64)
+    (out / "kconfig.log").write_text("the last run's log\n")
+    tree = _tree(tmp_path, "@head -c 200000 /dev/zero | tr '\\0' x")  # more than 64 KiB of log
+    with pytest.raises(OSError) as e:
+        kconfig.generate(tree, tmp_path / "gen", "tinyconfig", (), out / "kconfig.log")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(out / "kconfig.log")
+    assert [p.name for p in out.iterdir()] == ["kconfig.log"]
+    assert (out / "kconfig.log").read_text() == "the last run's log\n"

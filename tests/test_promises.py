@@ -53,7 +53,7 @@ def test_out_that_fills_mid_run_keeps_valid_results_and_no_partial_file(
 
 
 @pytest.mark.parametrize("cell, why", [
-    ("baseline:0", "a guest needs at least 1 vCPU"),
+    ("baseline:0", "guest.vcpus: expected counts of 1 to 64"),
     ("baseline:x", "expected REV:VCPUS, e.g. v1:2"),
     (":2", "expected REV:VCPUS, e.g. v1:2"),
     ("v9:2", "no revision 'v9' in this job"),

@@ -36,16 +36,17 @@ def test_guest_keys_have_defaults_and_load(tmp_path):
 
 
 @pytest.mark.parametrize("table, expected", [
-    ("duration = 0\n", "guest.duration: expected at least 1 second"),
+    ("duration = 0\n", "guest.duration: expected 1 to 14400 seconds (4 hours), got 0"),
     ('tests = ["fork", "mremapp"]\n', "unknown test 'mremapp'; known: fork, stack, mmap"),
     ('tests = ["stress-ng:nosuch"]\n', "unknown stress-ng stressor 'nosuch'"),
-    ("vcpus = [1, 0]\n", "guest.vcpus: expected positive integers, got [1, 0]"),
+    ("vcpus = [1, 0]\n", "guest.vcpus: expected counts of 1 to 64 (the guest kernel's "
+                         "NR_CPUS), got [1, 0]"),
     ('tests = ["migrate"]\nmemory_mb = 256\n',
      "256 MiB is too small for test migrate (it needs at least 384 MiB)"),
     ('tests = ["race"]\nnuma_nodes = 1\n', "test race needs at least 2 NUMA nodes"),
     ("numa_nodes = 5\n", "guest.numa_nodes: expected 1 to 4, got 5"),
     ("memory_mb = 1024\nmemory_per_node_mb = 256\n", "give one of the two, or make them agree"),
-    ("repeats = 0\n", "guest.repeats: expected at least 1, got 0"),
+    ("repeats = 0\n", "guest.repeats: expected 1 to 100, got 0"),
     ("numa_nodes = 3\nmemory_mb = 1000\n", "1000 MiB does not split evenly over 3 NUMA"),
     ('thp = "sometimes"\n', "guest.thp: expected one of always, madvise, never"),
     ("compaction_proactiveness = 101\n", "guest.compaction_proactiveness: expected 0 to 100"),
@@ -61,7 +62,7 @@ def test_cli_overrides_are_checked_the_same_way(tmp_path):
     j = load(tmp_path, "")
     with pytest.raises(UserError, match="unknown test 'nope'"):
         job.override(j, job.Overrides(tests=("nope",)))
-    with pytest.raises(UserError, match="duration: expected at least 1 second"):
+    with pytest.raises(UserError, match=r"--duration: guest\.duration: expected 1 to 14400 "):
         job.override(j, job.Overrides(duration=0))
 
 
