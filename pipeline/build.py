@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline import atomic
 from pipeline.errors import InfraError
-from pipeline.kconfig import ARCH
+from pipeline.kernel.kconfig import ARCH
 
 # Part of the kernel cache's key: change it when what a build leaves behind changes.
 RECIPE = "make ARCH=x86_64 bzImage; C locale; bzImage+vmlinux+build.log"

@@ -15,8 +15,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args, get_origin
 
-from pipeline import kconfig, series, treesource
+from pipeline import series, treesource
 from pipeline.errors import UserError
+from pipeline.kernel import kconfig
 from pipeline.sanitize import one_line
 
 if TYPE_CHECKING:

@@ -22,7 +22,6 @@ from pipeline import (
     cache,
     cell,
     guest,
-    kconfig,
     packaged,
     provenance,
     series,
@@ -31,6 +30,7 @@ from pipeline import (
 )
 from pipeline import job as jobmod
 from pipeline.job import Job
+from pipeline.kernel import kconfig
 from pipeline.results import Case, Run, Status, Suite
 
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import job, kconfig
+from pipeline import job
 from pipeline.errors import UserError
+from pipeline.kernel import kconfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "jobs" / "anon-vma.toml"

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kconfig
 from pipeline.errors import InfraError
+from pipeline.kernel import kconfig
 
 
 def test_read_config_and_verify(tmp_path):

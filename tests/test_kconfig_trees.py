@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kconfig, tree
+from pipeline import tree
+from pipeline.kernel import kconfig
 
 ROOT = Path(__file__).resolve().parent.parent
 GUEST = ROOT / "kconfigs" / "guest.config"

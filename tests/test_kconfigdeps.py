@@ -3,7 +3,7 @@ expressions evaluated and shown as menuconfig shows them. The expressions are th
 own: `depends on` lines of Debian's linux-source-6.1 (lib/Kconfig.debug, arch/x86/Kconfig,
 drivers/tty/serial/8250/Kconfig)."""
 
-from pipeline import kconfig, kconfigdeps
+from pipeline.kernel import kconfig, kconfigdeps
 
 FRAGMENT = """\
 # SLOB went in 6.4; SLUB_TINY is what small configs use since.

@@ -27,9 +27,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import atomic, kconfigdeps
+from pipeline import atomic
 from pipeline import tree as kernel_tree
 from pipeline.errors import InfraError, UserError
+from pipeline.kernel import kconfigdeps
 from pipeline.sanitize import one_line
 
 # With make's default ARCH=x86, tinyconfig plus a 64-bit fragment ends with other
