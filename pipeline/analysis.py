@@ -18,12 +18,13 @@ class Analysis:
     reports: list[Report]  # in console order, each attributed to its test or the boot (None)
     markers: list[Marker]
     unread: int = 0  # lines that may start a report, past console.REPORTS_MAX reports
+    unread_markers: int = 0  # `@@kpv ` past markers.MARKERS_MAX markers
 
 
 def analyse(text: str, qemu_exited: bool | None = None, note: str = "") -> Analysis:
     """Reports of a cleaned console log; qemu_exited and note as for endings.ending."""
-    marks = markers.parse(text)
+    marks, unread_markers = markers.scan(text)
     found, unread = console.scan(text)
     found += endings.ending(text, marks, found, qemu_exited, note)
     found.sort(key=lambda r: r.first_line)
-    return Analysis(console.attribute(found, marks), marks, unread)
+    return Analysis(console.attribute(found, marks), marks, unread, unread_markers)

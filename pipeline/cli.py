@@ -259,7 +259,7 @@ def _summary(run) -> None:
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
-    from pipeline import analysis, console, sanitize, symbols
+    from pipeline import analysis, console, markers, sanitize, symbols
     from pipeline.errors import UserError
 
     try:
@@ -293,6 +293,10 @@ def _cmd_parse(args: argparse.Namespace) -> int:
         if seen.unread:
             print(f"and {seen.unread} more line(s) that may start a report, after the first "
                   f"{console.REPORTS_MAX} reports: counted, not read")
+        if seen.unread_markers:
+            print(f"and {seen.unread_markers} more marker(s) after the first "
+                  f"{markers.MARKERS_MAX}: counted, not read (reports after them are "
+                  "attributed as if none followed)")
     return 1 if reports else 0
 
 

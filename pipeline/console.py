@@ -419,7 +419,10 @@ class _Log:
     def raw(self, n: int) -> str:
         start = self._offset(n)
         end = self.log.find("\n", start)
-        return self.log[start:] if end < 0 else self.log[start:end]
+        if end < 0:
+            return self.log[start:]
+        self._start[n + 1] = end + 1  # reading goes on forward: the next line's offset
+        return self.log[start:end]
 
     def before(self, n: int, count: int) -> str:
         """The raw text of up to `count` lines before line n, found without reading them."""
@@ -700,8 +703,13 @@ def _banner(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
     WARN's `[ cut here ]` and the message WARN(cond, fmt) prints after it."""
     lookback = range(n - 1, max(n - _BANNER_LOOKBACK, -1), -1)
     before = log.before(n, len(lookback))
-    if _CUT_HERE not in before and "=====" not in before:
+    cut_here = _CUT_HERE in before
+    if not cut_here and "=====" not in before:
         return  # neither is there: no need to read (and clean) the lines
+    # Without a cut-here in reach only lockdep's row is looked for, the first own
+    # line: reading on for a WARN message read back the whole lookback, through
+    # other contexts' lines, at each lockdep report.
+    most = _WARN_MESSAGE_MAX + 1 if cut_here else 1
     own: list[tuple[int, _Line]] = []
     for k in lookback:
         line = log.line(k)
@@ -717,7 +725,7 @@ def _banner(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
                 own.append(said)
             rep.lines[:0] = [(k, ln.text) for k, ln in reversed(own)]
             return
-        if len(own) == _WARN_MESSAGE_MAX + 1:
+        if len(own) == most:
             break
     if own and _BANNER_RE.match(own[0][1].body):
         rep.lines.insert(0, (own[0][0], own[0][1].text))

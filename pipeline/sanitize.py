@@ -38,6 +38,9 @@ _C0 = (*range(9), 0x0b, 0x0c, *range(0x0e, 0x20))
 _C0_SHOWN = {str: {chr(c): f"\\x{c:02x}" for c in _C0},
              bytes: {bytes([c]): b"\\x%02x" % c for c in _C0}}
 
+# The UTF-8 of U+FFFE and U+FFFF, which XML forbids, with the text that shows each.
+_NONCHARS_SHOWN = {chr(c).encode(): b"\\u%04x" % c for c in (0xfffe, 0xffff)}
+
 # The bytes of plain printable ASCII text, tab and newline included: a log of
 # nothing else needs no cleaning beyond its line ends.
 _PLAIN = bytes([9, 10, *range(0x20, 0x80)])
@@ -60,8 +63,8 @@ def clean(text: str | bytes) -> str:
     kernel report shows up in the dashboard instead of silently vanishing.
     Idempotent: the replacements are plain ASCII.
     """
-    # `text` is rebound at each step, never kept beside its next form: a log may
-    # be hundreds of MB, and each copy of it alive at once counts.
+    # `text` is rebound at each step, one call per statement, never kept beside
+    # its next form: a log may be hundreds of MB, and each copy alive at once counts.
     if isinstance(text, bytes):
         text = _newlines(text)
         if text.isascii():
@@ -70,13 +73,20 @@ def clean(text: str | bytes) -> str:
             # One byte a character either way; turned visible as str, a log of
             # NULs is not held as expanded bytes and expanded str at once.
             text = text.decode("ascii")
-            text = _show_controls(_drop_escapes(text))
-        else:
-            # str.replace is ~10x slower on the 2-byte str that invalid UTF-8
-            # decodes to: controls are turned visible in the bytes.
-            text = _show_controls(_drop_escapes(text)).decode("utf-8", errors="replace")
-    else:
-        text = _show_controls(_drop_escapes(_newlines(text)))
+            text = _drop_escapes(text)
+            return _show_controls(text)  # all else in ASCII is legal: \r went above
+        # Everything is made visible in the bytes, so the str they decode to is
+        # the only one made: it takes 2 or 4 bytes a character (U+FFFD for
+        # invalid UTF-8, or one astral character, widens all of it), and
+        # str.replace is ~10x slower on it. errors="replace" never yields a
+        # surrogate, so no _ILLEGAL_RE pass over that str is left to do.
+        text = _drop_escapes(text)
+        text = _show_controls(text)
+        text = _show_nonchars(text)
+        return text.decode("utf-8", errors="replace")
+    text = _newlines(text)
+    text = _drop_escapes(text)
+    text = _show_controls(text)
     if _ILLEGAL_RE.search(text) is None:  # U+FFFE/U+FFFF and surrogates are rare
         return text
     return _ILLEGAL_RE.sub(_visible, text)
@@ -95,6 +105,15 @@ def _show_controls(text: AnyStr) -> AnyStr:
         if char in text:
             text = text.replace(char, shown)
     return text
+
+
+def _show_nonchars(data: bytes) -> bytes:
+    """U+FFFE and U+FFFF shown as _visible shows them, found in the UTF-8 bytes:
+    EF is never a continuation byte, so EF BF BE/BF always decodes to one of them."""
+    for char, shown in _NONCHARS_SHOWN.items():
+        if char in data:
+            data = data.replace(char, shown)
+    return data
 
 
 def _newlines(text: AnyStr) -> AnyStr:

@@ -51,3 +51,11 @@ def test_a_cut_marker_never_swallows_the_next_one():
     log = "@@kpv start fork[    2.1][   T4] x\r\n@@kpv end fork status=0\r\n"
     assert [(m.kind, m.fields) for m in markers.parse(log)] == [
         ("start", {}), ("end", {"status": "0"})]
+
+
+def test_a_marker_storm_is_cut_at_markers_max_and_the_rest_counted():
+    storm = "@@kpv start fork\n" * (markers.MARKERS_MAX + 7)
+    found, unread = markers.scan(storm)
+    assert len(found) == markers.MARKERS_MAX and unread == 7
+    assert found[-1] == markers.Marker("start", "fork", {}, markers.MARKERS_MAX - 1)
+    assert markers.parse(storm) == found

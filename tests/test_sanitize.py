@@ -145,3 +145,10 @@ def test_one_line_is_one_bounded_line(text, limit):
 )
 def test_junit_name(name, want):
     assert junit_name(name) == want
+
+
+def test_noncharacters_in_bytes_are_shown_as_in_str():
+    # U+FFFE and U+FFFF are made visible in the bytes, before the decode.
+    data = b"a\xef\xbf\xbe\xe2\x82\xef\xbf\xbfz\xff\x00"
+    assert clean(data) == "a\\ufffe\ufffd\\uffffz\ufffd\\x00"
+    assert clean(data.decode("utf-8", errors="replace")) == clean(data)
