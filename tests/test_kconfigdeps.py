@@ -38,6 +38,8 @@ def test_expressions_evaluate_in_tristate_logic():
     assert ev("SERIAL_8250=y", CONFIG) == 0 and ev("SERIAL_8250!=y", CONFIG) == 2
     assert ev("!PREEMPT_RT", CONFIG) == 2 and ev("!SERIAL_8250", CONFIG) == 1
     assert ev("TTY && SERIAL_8250", CONFIG) == 1  # m: the most a module dependency allows
+    # arch/x86/Kconfig's 64BIT prompt: `if "$(ARCH)" = "x86"`, and kpv builds ARCH=x86_64.
+    assert ev('"$(ARCH)" = "x86"', CONFIG) == 0 and ev('"$(SRCARCH)" = "x86"', CONFIG) == 2
     # Not understood: never a wrong answer.
     assert ev("$(cc-option,-mno-red-zone)", CONFIG) is None
     assert ev("NR_CPUS > 1", CONFIG) is None

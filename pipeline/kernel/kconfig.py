@@ -31,11 +31,8 @@ from pipeline import atomic
 from pipeline import tree as kernel_tree
 from pipeline.errors import InfraError, UserError
 from pipeline.kernel import kconfigdeps
+from pipeline.kernel.kconfigdeps import ARCH
 from pipeline.sanitize import one_line
-
-# With make's default ARCH=x86, tinyconfig plus a 64-bit fragment ends with other
-# mm options (5-level paging, VMAP_STACK, SPARSEMEM_VMEMMAP) than with x86_64.
-ARCH = "x86_64"
 
 _NAME = r"CONFIG_[A-Za-z0-9_]+"
 _SET_RE = re.compile(rf"^({_NAME})=(.*)$")

@@ -17,10 +17,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# With make's default ARCH=x86, tinyconfig plus a 64-bit fragment ends with other
+# mm options (5-level paging, VMAP_STACK, SPARSEMEM_VMEMMAP) than with x86_64.
+ARCH = "x86_64"
 SRCARCH = "x86"
+# The macros a prompt's or a dependency's condition may test the architecture with.
+_MACROS = {"$(ARCH)": ARCH, "$(SRCARCH)": SRCARCH}
 _ENTRY_RE = re.compile(r"(?:menu)?config\s+([A-Za-z0-9_]+)\s*$")
 _SOURCE_RE = re.compile(r'[or]?source\s+"([^"]+)"')
-_PROMPT_RE = re.compile(r'(?:bool|tristate|string|hex|int|prompt)\s+"')
+_PROMPT_RE = re.compile(r'(?:bool|tristate|string|hex|int|prompt)\s+"(?:[^"\\]|\\.)*"'
+                        r"(?:\s+if\s+(.+))?$")
 _SELECT_RE = re.compile(r"select\s+([A-Za-z0-9_]+)")
 _TOKEN_RE = re.compile(r'\s*(&&|\|\||!=|<=|>=|[!()=<>]|"[^"]*"|\$\([^)]*\)|[A-Za-z0-9_]+)')
 _TRI = {"n": 0, "m": 1, "y": 2}
@@ -31,6 +37,7 @@ class Entry:
     where: str  # "lib/Kconfig.debug:1251"
     conditions: list[str]  # ANDed: inherited if/menu/choice conditions, then `depends on`
     prompt: bool = False  # a user can set it; without a prompt only `select` or a default can
+    prompt_if: str = ""  # the condition on the prompt (`bool "64-bit kernel" if ARCH = "x86"`)
     selected_by: list[str] = field(default_factory=list)
     choice: list[str] | None = None  # the symbols of its choice block, itself included
 
@@ -126,8 +133,8 @@ def _read(tree: Path, rel: str, outer: list[str], entries: dict[str, list[Entry]
                 entry.conditions.append(cond)
             elif block_deps is not None:
                 block_deps.append(cond)
-        elif entry is not None and _PROMPT_RE.match(text):
-            entry.prompt = True
+        elif entry is not None and (m := _PROMPT_RE.match(text)):
+            entry.prompt, entry.prompt_if = True, m.group(1) or ""
         elif entry is not None and (m := _SELECT_RE.match(text)):
             selects.append((m.group(1), symbol))
         elif word in ("comment", "mainmenu"):
@@ -144,6 +151,8 @@ def _value(token: str, config: dict[str, str]) -> str:
 
 def evaluate(expr: str, config: dict[str, str]) -> int | None:
     """The tristate value (0 n, 1 m, 2 y) of a Kconfig expression; None when not understood."""
+    for macro, value in _MACROS.items():
+        expr = expr.replace(macro, value)
     tokens = _TOKEN_RE.findall(expr)
     if "".join(tokens).replace(" ", "") != expr.replace(" ", ""):
         return None
@@ -229,8 +238,9 @@ def why(option: str, wanted: str, config: dict[str, str],
         elif chosen:
             reasons.append(f"in a choice where {', '.join(f'CONFIG_{c}=y' for c in chosen)} "
                            f"won ({e.where})")
-        elif not e.prompt:
+        elif not e.prompt or evaluate(e.prompt_if or "y", config) == 0:
             by = ", ".join(annotate(s, config) for s in e.selected_by[:4]) or "nothing"
-            reasons.append(f"has no prompt, set only when selected (selected by: {by}) "
-                           f"({e.where})")
+            shown = f" (its prompt only if {e.prompt_if})" if e.prompt else ""
+            reasons.append(f"has no prompt on {ARCH}{shown}: its default and the options "
+                           f"selecting it decide (selected by: {by}) ({e.where})")
     return "; ".join(reasons)
