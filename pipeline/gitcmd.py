@@ -22,15 +22,21 @@ GIT_ENV = {
 }
 
 
-def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run git with a fixed identity and no user config; raise InfraError on failure."""
+def git(repo: Path, *args: str, check: bool = True,
+        stdin: Path | None = None) -> subprocess.CompletedProcess:
+    """Run git with a fixed identity and no user config; raise InfraError on failure.
+
+    stdin: a file git reads as its standard input (git mailinfo reads the mail there).
+    """
     try:
-        p = subprocess.run(
-            ["git", "-C", str(repo), *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **GIT_ENV},
-        )
+        with open(stdin or os.devnull, "rb") as f:
+            p = subprocess.run(
+                ["git", "-C", str(repo), *args],
+                stdin=f,
+                capture_output=True,
+                text=True,
+                env={**os.environ, **GIT_ENV},
+            )
     except FileNotFoundError:
         raise InfraError("git not found: install the git package") from None
     if check and p.returncode != 0:

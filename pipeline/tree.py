@@ -166,14 +166,10 @@ def apply(wt: Path, base: Base, patches: list[Path], keep: Path | None = None) -
     return ApplyResult(True, tuple(applied), "", "", "".join(log), tuple(strategies), tuple(kept))
 
 
-def _as_git_am_reads_it(patch: Path) -> str:
+def _as_git_am_reads_it(wt: Path, patch: Path) -> str:
     """The diff of a mail as git am applies it: bodies decoded, charsets converted."""
-    with tempfile.TemporaryDirectory(prefix="kpv-mailinfo-") as d, patch.open("rb") as mail:
-        try:
-            p = subprocess.run(["git", "mailinfo", f"{d}/msg", f"{d}/patch"], stdin=mail,
-                               capture_output=True, env={**os.environ, **GIT_ENV})
-        except FileNotFoundError:
-            raise InfraError("git not found: install the git package") from None
+    with tempfile.TemporaryDirectory(prefix="kpv-mailinfo-") as d:
+        p = git(wt, "mailinfo", f"{d}/msg", f"{d}/patch", check=False, stdin=patch)
         diff = Path(d, "patch")
         # A mail git cannot read gives git am nothing to apply either: nothing to check.
         if p.returncode != 0 or not diff.is_file():
@@ -190,7 +186,7 @@ def _apply_one(wt: Path, patch: Path, log: list[str]) -> tuple[str | None, str]:
         patchsafety.check(text, patch.name, wt)
         # A base64 or quoted-printable body hides its diff from the check above; git am
         # decodes it first. Check what git will apply, as git mailinfo extracts it.
-        decoded = _as_git_am_reads_it(patch)
+        decoded = _as_git_am_reads_it(wt, patch)
         if decoded != text:
             patchsafety.check(decoded, patch.name, wt)
     except UserError as e:
