@@ -35,6 +35,9 @@ def git(repo: Path, *args: str, check: bool = True,
                 stdin=f,
                 capture_output=True,
                 text=True,
+                # Subjects and paths of a patch come back in git's output as the patch
+                # has them, in any encoding: shown with replacement, never a crash.
+                errors="replace",
                 env={**os.environ, **GIT_ENV},
             )
     except FileNotFoundError:
