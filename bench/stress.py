@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import cell, guest, job, packaged, vm  # noqa: E402
+from pipeline import guest, job, packaged, vm  # noqa: E402
+from pipeline.run import cell  # noqa: E402
 
 DEFAULT_TESTS = ("fork", "stack", "mmap", "migrate", "race")
 

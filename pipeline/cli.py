@@ -167,9 +167,10 @@ def _ints(s: str) -> tuple[int, ...]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline import job as jobmod
-    from pipeline import runner, series
+    from pipeline import series
     from pipeline.errors import UserError
     from pipeline.report import junit
+    from pipeline.run import runner
 
     cell = _cell(args.cell) if args.cell else None
     source = _series_source(args.series) if args.series else None

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from pipeline import cell, console, markers, sanitize, vm
+from pipeline import console, markers, sanitize, vm
 from pipeline.guest import GuestTest
 from pipeline.results import Status
+from pipeline.run import cell
 
 DATA = Path(__file__).parent / "data" / "console"
 

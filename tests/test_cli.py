@@ -36,7 +36,7 @@ def test_job_file_typo(tmp_path, capsys):
 @pytest.fixture
 def no_work(monkeypatch):
     """A run that gets past its checks fails at once (exit 3) instead of building a kernel."""
-    from pipeline import runner
+    from pipeline.run import runner
 
     def prepare(*args: object) -> None:
         raise AssertionError("the run started: its options were not refused")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline import analysis, cell, sanitize
+from pipeline import analysis, sanitize
 from pipeline.results import Case
+from pipeline.run import cell
 
 LOG = Path(__file__).parent / "data" / "console" / "faults-6.1-sanitizers-eighteen-boots.log"
 TEXT = sanitize.clean(LOG.read_bytes())

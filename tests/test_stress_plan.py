@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cell, guest, job, markers, timings, vm
+from pipeline import guest, job, markers, timings, vm
 from pipeline.errors import UserError
 from pipeline.results import Status
+from pipeline.run import cell
 
 from .test_job import GOOD, write
 

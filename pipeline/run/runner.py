@@ -20,7 +20,6 @@ from pipeline import (
     basecheck,
     build,
     cache,
-    cell,
     guest,
     packaged,
     provenance,
@@ -32,6 +31,7 @@ from pipeline import job as jobmod
 from pipeline.job import Job
 from pipeline.kernel import kconfig
 from pipeline.results import Case, Run, Status, Suite
+from pipeline.run import cell
 
 
 @dataclass(frozen=True)
