@@ -155,7 +155,8 @@ def _check_shape(data: dict) -> list[str]:
                 continue
             errors += _check_table(key, value)
         elif key not in _SCHEMA[""]:
-            errors.append(f"{key}: unknown key (known: {', '.join(_known(''))})")
+            # A quoted TOML key may hold a newline: the message stays one line.
+            errors.append(f"{one_line(key, 100)}: unknown key (known: {', '.join(_known(''))})")
         else:
             errors += _check_table("", {key: value})
     for table, key in sorted(_REQUIRED):
@@ -175,7 +176,8 @@ def _check_table(table: str, values: dict) -> list[str]:
     for key, value in values.items():
         name = f"{table}.{key}" if table else key
         if key not in _SCHEMA[table]:
-            errors.append(f"{name}: unknown key (known: {', '.join(_known(table))})")
+            errors.append(f"{one_line(name, 100)}: unknown key "
+                          f"(known: {', '.join(_known(table))})")
             continue
         want, what = _SCHEMA[table][key]
         if not _is(value, want):
