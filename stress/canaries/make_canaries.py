@@ -32,10 +32,19 @@ def edit(path, old, new):
     assert text.count(old) == 1, (path, old)
     p.write_text(text.replace(old, new))
 
-def rmap_common(name, site):
+# Where a canary's first order is recorded on every boot: the first anonymous fault, or
+# a fork of a process with anonymous memory (beside series that rewrite the fault path).
+FIRST = {
+    "prepare": ("__anon_vma_prepare() (the first anonymous fault of every process, so every "
+                "boot)", "\t\tallocated = anon_vma;\n\t}\n\n", "\tanon_vma_lock_write(anon_vma);\n"),
+    "fork": ("anon_vma_fork() (every fork of a process with anonymous memory, so every boot)",
+             "\tvma->anon_vma = anon_vma;\n", "\tanon_vma_lock_write(anon_vma);\n"),
+}
+
+def rmap_common(name, site, first="prepare"):
+    where, before, lock = FIRST[first]
     words = (f"kpv canary \"{name}\": a lockdep-only lock class, never a real lock. "
-             f"__anon_vma_prepare() (the first anonymous fault of every process, so every "
-             f"boot) records kpv_canary_{name} -> &anon_vma->rwsem; {site} records the "
+             f"{where} records kpv_canary_{name} -> &anon_vma->rwsem; {site} records the "
              f"reverse order, so lockdep reports a circular dependency as soon as that path "
              f"runs, while a plain boot stays clean. Being annotations only, the two orders "
              f"can never really deadlock.")
@@ -47,9 +56,9 @@ def rmap_common(name, site):
          "static struct lock_class_key kpv_canary_key;\n"
          f"struct lockdep_map kpv_canary_{name}_map =\n"
          f"\tSTATIC_LOCKDEP_MAP_INIT(\"kpv_canary_{name}\", &kpv_canary_key);\n")
-    edit("mm/rmap.c", "\t\tallocated = anon_vma;\n\t}\n\n\tanon_vma_lock_write(anon_vma);\n",
-         f"\t\tallocated = anon_vma;\n\t}}\n\n\tlock_map_acquire(&kpv_canary_{name}_map);\n"
-         f"\tanon_vma_lock_write(anon_vma);\n\tlock_map_release(&kpv_canary_{name}_map);\n")
+    edit("mm/rmap.c", before + lock,
+         before + f"\tlock_map_acquire(&kpv_canary_{name}_map);\n"
+         + lock + f"\tlock_map_release(&kpv_canary_{name}_map);\n")
 
 def reverse(name, indent="\t"):
     return (f"{indent}lock_map_acquire(&kpv_canary_{name}_map);\n"
@@ -59,6 +68,17 @@ def extern(path, name, after):
     edit(path, after, after + f"\n/* kpv canary: defined in mm/rmap.c */\n"
          f"extern struct lockdep_map kpv_canary_{name}_map;\n")
 
+def migration_reverse(name, first="prepare"):
+    rmap_common(name, "try_to_migrate_one() (page migration's rmap walk, anon_vma held)", first)
+    anchor = ("\t/*\n\t * When racing against e.g. zap_pte_range() on another cpu,\n"
+              "\t * in between its ptep_get_and_clear_full() and page_remove_rmap(),\n"
+              "\t * try_to_migrate() may return")
+    flags = "\tenum ttu_flags flags = (enum ttu_flags)(long)arg;\n\n"
+    edit("mm/rmap.c", flags + anchor,
+         flags + "\t/* kpv canary: the reverse order, on migration's rmap walk only */\n"
+         "\tif (folio_test_anon(folio) && !(flags & TTU_RMAP_LOCKED)) {\n"
+         + reverse(name, "\t\t") + "\t}\n\n" + anchor)
+
 CANARIES = {}
 
 def canary(fn):
@@ -67,23 +87,25 @@ def canary(fn):
 
 @canary
 def c_migration():
-    rmap_common("migration", "try_to_migrate_one() (page migration's rmap walk, anon_vma held)")
-    edit("mm/rmap.c", "\tenum ttu_flags flags = (enum ttu_flags)(long)arg;\n\n"
-         "\t/*\n\t * When racing against e.g. zap_pte_range() on another cpu,\n"
-         "\t * in between its ptep_get_and_clear_full() and page_remove_rmap(),\n"
-         "\t * try_to_migrate() may return",
-         "\tenum ttu_flags flags = (enum ttu_flags)(long)arg;\n\n"
-         "\t/* kpv canary: the reverse order, on migration's rmap walk only */\n"
-         "\tif (folio_test_anon(folio) && !(flags & TTU_RMAP_LOCKED)) {\n"
-         + reverse("migration", "\t\t") + "\t}\n\n"
-         "\t/*\n\t * When racing against e.g. zap_pte_range() on another cpu,\n"
-         "\t * in between its ptep_get_and_clear_full() and page_remove_rmap(),\n"
-         "\t * try_to_migrate() may return")
+    migration_reverse("migration")
     return ("mm: kpv canary: lock inversion on the migration rmap walk",
             "Migration's try_to_migrate_one() takes a lockdep-only canary lock\n"
             "while the anon_vma lock is held for the rmap walk; every anonymous\n"
             "first fault takes them in the other order.  Only page migration\n"
             "(move_pages, mbind, migrate_pages, compaction) reaches it.")
+
+@canary
+def c_forkmigration():
+    # The anon-vma-lock series rewrites __anon_vma_prepare(): this one applies beside it,
+    # a base that already has a bug for kpv's baseline comparison.
+    migration_reverse("forkmigration", first="fork")
+    return ("mm: kpv canary: migration inversion, first order at fork",
+            "Migration's try_to_migrate_one() takes a lockdep-only canary lock\n"
+            "while the anon_vma lock is held for the rmap walk; anon_vma_fork()\n"
+            "takes them in the other order on every fork.  Only page migration\n"
+            "reaches it.  Unlike the migration canary it leaves\n"
+            "__anon_vma_prepare() alone, so the anon-vma-lock series applies on\n"
+            "top: a base that already has a bug.")
 
 @canary
 def c_mremap():
