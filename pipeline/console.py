@@ -783,8 +783,21 @@ def _title(rep: _Report, func: str) -> str:
 def _signature(type_: str, title: str, chain: list[str]) -> str:
     # One inversion reached from two places has two titles but one lock cycle.
     if chain:
-        return f"{type_}: " + " ".join(sorted(set(chain)))
-    return f"{type_}: {title}"
+        return _stable(f"{type_}: " + " ".join(sorted(set(chain))))
+    return _stable(f"{type_}: {title}")
+
+
+# What differs between two sightings of one bug: addresses, numbers (line numbers, PIDs,
+# CPUs, sizes) and lockdep's `#N` (the order in which classes of one name registered).
+_UNSTABLE = [(re.compile(r"#\d+"), "#N"), (re.compile(r"\b0x[0-9a-fA-F]+\b"), "ADDR"),
+             (re.compile(r"\b[0-9a-f]{8,}\b"), "ADDR"), (re.compile(r"\b\d+\b"), "N")]
+
+
+def _stable(signature: str) -> str:
+    """The signature without what one boot or build of the same bug changes."""
+    for pattern, kept in _UNSTABLE:
+        signature = pattern.sub(kept, signature)
+    return signature
 
 
 def _message_kind(rep: _Report) -> Format:
