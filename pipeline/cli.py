@@ -110,6 +110,11 @@ def _parser() -> argparse.ArgumentParser:
                    "or your own .config; kpv's fragments go on top")
     r.add_argument("--out", type=Path, help="output folder (default: kpv-out)")
     r.add_argument("--cell", help="run one cell only, REV:VCPUS (for CI sharding)")
+    r.add_argument("--baseline-results", type=Path, metavar="DIR",
+                   help="judge revisions against the baseline of an earlier run's output "
+                   "folder (same base commit, config and accelerator) instead of running it")
+    r.add_argument("--gate", choices=["new", "any"],
+                   help='what fails a revision: "new" reports only (default), or "any"')
     r.set_defaults(func=_cmd_run)
 
     pa = sub.add_parser("parse", help="find kernel reports in a console log")
@@ -141,6 +146,13 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("dir", type=Path)
     rp.set_defaults(func=_cmd_report)
 
+    c = sub.add_parser("compare", help="reports of run B against the baseline of run A: "
+                       "new, intermittent, preexisting, fixed")
+    c.add_argument("a", type=Path, metavar="DIR_A", help="output folder of the reference run")
+    c.add_argument("b", type=Path, metavar="DIR_B", help="output folder of the run to judge")
+    c.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    c.set_defaults(func=_cmd_compare)
+
     d = sub.add_parser("doctor", help="check this machine: tools, QEMU, KVM, the tree")
     d.set_defaults(func=_cmd_doctor)
 
@@ -170,7 +182,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline import series
     from pipeline.errors import UserError
     from pipeline.report import junit
-    from pipeline.run import runner
+    from pipeline.run import runner, verdict
 
     cell = _cell(args.cell) if args.cell else None
     source = _series_source(args.series) if args.series else None
@@ -180,7 +192,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         revisions=() if args.series and not args.revisions else args.revisions,
         vcpus=(cell[1],) if cell else args.vcpus,
         tests=args.tests, duration=args.duration, accel=args.accel, out=args.out,
-        kconfig_base=args.kconfig_base))
+        kconfig_base=args.kconfig_base, gate=args.gate))
     if job.out.exists() and not job.out.is_dir():
         raise UserError(f"--out {job.out}: exists and is not a folder")
     args.out_dir = job.out
@@ -188,6 +200,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if series.is_git(job.series):  # the revisions' own base, not the tree's HEAD
         job = replace(job, ref=ser.record["base_commit"])
     names = list(job.revisions) or [series.BASELINE, *(r.name for r in ser.revisions)]
+    # The baseline first: each revision's reports are judged against what it showed.
+    names.sort(key=lambda n: n != series.BASELINE)
+    ref = verdict.reference(args.baseline_results) if args.baseline_results else None
+    if ref is not None and series.BASELINE in names:
+        names.remove(series.BASELINE)
     if cell:
         if cell[0] not in names:
             raise UserError(f"--cell {args.cell}: no revision {cell[0]!r} in this job "
@@ -199,14 +216,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run.properties["series"] = ser.source
 
     def save() -> None:
+        run.comparison = verdict.comparisons(run, ref, str(args.baseline_results))
         run.save(job.out / "results.json")
         junit.write(run, job.out)
 
     save()  # from the start, a reader finds a valid (empty) run
     try:
         ctx = runner.prepare(job, run, progress)
+        if ref is not None:
+            verdict.check_reference(ref, run, args.baseline_results)
+            run.properties["baseline_results"] = str(args.baseline_results)
         for rev in revisions:
-            ctx = runner.run_revision(ctx, rev, run, progress, list(job.vcpus), save)
+            known = verdict.signatures(verdict.baseline_suites(run)
+                                       + (verdict.baseline_suites(ref) if ref else []))
+            ctx = runner.run_revision(ctx, rev, run, progress, list(job.vcpus), save,
+                                      runner.judging(job, rev, known))
+            runner.bisect(ctx, rev, run, progress, save)
     except BaseException:
         # What ran so far is written (Ctrl-C included); should that fail too
         # (a full disk), the error to report is the first one.
@@ -257,6 +282,10 @@ def _summary(run) -> None:
         line = "ok" if not bad else "; ".join(f"{c.name}: {c.status.value}: {c.message}"
                                               for c in bad)
         print(f"{s.name}: {line}")
+    from pipeline.run import verdict
+
+    for rev, c in run.comparison.items():
+        print("\n".join(verdict.describe(rev, c)))
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
@@ -378,11 +407,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_merge(args: argparse.Namespace) -> int:
     from pipeline.report import junit
     from pipeline.results import Run, merge
+    from pipeline.run import verdict
 
     run = merge([(d, Run.load(d / "results.json")) for d in args.dirs])
+    # A shard holding one revision judged it against the baseline shard's run, if given
+    # one (--baseline-results); merged, the baseline may be here: judge again where it is.
+    run.comparison = {**run.comparison, **verdict.comparisons(run)}
     run.save(args.out / "results.json")
     print(junit.write(run, args.out))
     return run.exit_code()
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pipeline.results import Run
+    from pipeline.run import verdict
+
+    found = verdict.between(Run.load(args.a / "results.json"),
+                            Run.load(args.b / "results.json"), str(args.a))
+    if args.json:
+        print(json.dumps({rev: asdict(c) for rev, c in found.items()}, indent=1))
+    else:
+        for rev, c in found.items():
+            print("\n".join(verdict.describe(rev, c)))
+    return 1 if any(c.reports.new or c.reports.intermittent for c in found.values()) else 0
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:

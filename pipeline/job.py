@@ -52,6 +52,10 @@ class Job:
     numa_balancing: bool = True  # /proc/sys/kernel/numa_balancing
     # Options that must exist in the tree: one the tree lacks fails the config, not a warning.
     kconfig_required: tuple[str, ...] = ()
+    gate: str = "new"  # what fails a revision's case: "new" reports only, or "any" report
+    confirm: int = 2  # boots more of a test that shows a report the baseline did not
+    fail_intermittent: bool = True  # such a report seen in some of those boots only fails
+    bisect: bool = True  # find the first patch of a revision that makes a new report
 
 
 # key -> (type, description) per table; "" is the top level. list[T]: every item a T.
@@ -86,6 +90,12 @@ _SCHEMA: dict[str, dict[str, tuple[object, str]]] = {
         "compaction_proactiveness": (int, "an integer, 0 to 100"),
         "numa_balancing": (bool, "true or false"),
     },
+    "verdict": {
+        "gate": (str, '"new" (a report the baseline shows does not fail) or "any"'),
+        "confirm": (int, "an integer, 0 to 10: boots more of a test with a new report"),
+        "fail_intermittent": (bool, "true or false"),
+        "bisect": (bool, "true or false"),
+    },
     "timeouts": {
         "build": (int, "seconds"),
         "boot": (int, "seconds"),
@@ -97,6 +107,9 @@ _MAKE_TARGET_RE = re.compile(r"[a-z0-9_]+config")
 _OPTION_RE = re.compile(r"CONFIG_[A-Za-z0-9_]+")
 _REQUIRED = {("tree", "source"), ("series", "source"), ("kconfig", "fragments")}
 ACCELS = ("auto", "kvm", "tcg")
+GATES = ("new", "any")
+# Three boots tell "every time" from "sometimes"; ten more cost ten boots per new report.
+MAX_CONFIRM = 10
 
 # Bounds of a job's numbers, so that a typo (`duration = 1000000000`) is refused
 # before hours of work rather than found out after them.
@@ -209,7 +222,7 @@ def _build(path: Path, data: dict) -> Job:
     here = path.parent
     tree, series = data["tree"], data["series"]
     kconfig, guest = data["kconfig"], data.get("guest", {})
-    timeouts = data.get("timeouts", {})
+    timeouts, verdict = data.get("timeouts", {}), data.get("verdict", {})
     source = tree["source"]
     if not treesource.is_debian(source):
         source = str((here / source).resolve())
@@ -239,6 +252,10 @@ def _build(path: Path, data: dict) -> Job:
         khugepaged_sleep_ms=guest.get("khugepaged_sleep_ms", 100),
         compaction_proactiveness=guest.get("compaction_proactiveness", 20),
         numa_balancing=guest.get("numa_balancing", True),
+        gate=verdict.get("gate", "new"),
+        confirm=verdict.get("confirm", 2),
+        fail_intermittent=verdict.get("fail_intermittent", True),
+        bisect=verdict.get("bisect", True),
     )
 
 
@@ -311,6 +328,9 @@ def check(job: Job) -> list[str]:
     errors += guest_settings(job).problems()
     if job.accel not in ACCELS:
         errors.append(f"guest.accel: expected one of {', '.join(ACCELS)}, got {job.accel!r}")
+    if job.gate not in GATES:
+        errors.append(f"verdict.gate: expected one of {', '.join(GATES)}, got {job.gate!r}")
+    errors += _outside("verdict.confirm", job.confirm, 0, MAX_CONFIRM, " boots")
     errors += _outside("timeouts.build", job.build_timeout, 1, DAY, " seconds (a day)")
     errors += _outside("timeouts.boot", job.boot_timeout, 1, HOUR, " seconds (an hour)")
     errors += _outside("timeouts.test_slack", job.test_slack, 1, HOUR, " seconds (an hour)")
@@ -399,13 +419,14 @@ class Overrides:
     accel: str | None = None
     out: Path | None = None
     kconfig_base: str | None = None
+    gate: str | None = None
 
 
 # The job key each `kpv run` option overrides: a refusal names the option given.
 _OPTION_KEYS = {"tree": "tree.source", "series": "series.source",
                 "revisions": "series.revisions", "vcpus": "guest.vcpus",
                 "tests": "guest.tests", "duration": "guest.duration", "accel": "guest.accel",
-                "kconfig_base": "kconfig.base"}
+                "kconfig_base": "kconfig.base", "gate": "verdict.gate"}
 
 
 def override(job: Job, o: Overrides) -> Job:

@@ -20,6 +20,7 @@ from pipeline import atomic
 from pipeline.console import Report
 from pipeline.errors import UserError
 from pipeline.sanitize import one_line
+from pipeline.series import BASELINE
 
 
 class Status(StrEnum):
@@ -40,6 +41,8 @@ class Case:
     reports: list[Report] = field(default_factory=list)  # kernel reports attributed here
     properties: dict[str, str] = field(default_factory=dict)  # timings, lockdep state, ...
     artifacts: list[str] = field(default_factory=list)  # paths relative to the output dir
+    boots_run: int = 1  # boots of this test: one, plus the boots confirming a new report
+    boots_seen: dict[str, int] = field(default_factory=dict)  # report signature -> its boots
 
 
 @dataclass
@@ -55,10 +58,55 @@ class Suite:
         return sum(c.time for c in self.cases)
 
 
+@dataclass
+class Seen:
+    """One distinct report of a revision, and where it showed."""
+
+    signature: str
+    title: str
+    type: str
+    cells: list[str]  # "vcpus_2/migrate": vCPU count and test (or boot)
+    boots_seen: int  # boots that showed it
+    boots_run: int  # boots of those cells' tests
+
+
+@dataclass
+class ReportChanges:
+    """A revision's reports against the baseline's."""
+
+    new: list[Seen] = field(default_factory=list)  # never in the baseline, in every boot
+    preexisting: list[Seen] = field(default_factory=list)  # the baseline shows it too
+    fixed: list[Seen] = field(default_factory=list)  # the baseline's, gone where both ran
+    intermittent: list[Seen] = field(default_factory=list)  # new, but in some boots only
+
+
+@dataclass
+class FirstBad:
+    """The first patch of a revision whose prefix of the series shows a new report."""
+
+    index: int  # 1-based
+    of: int  # patches in the revision
+    patch: str  # file name
+    subject: str
+    signature: str  # the report looked for
+    probes: list[str] = field(default_factory=list)  # "1/3: not seen in 3 boots", in order
+
+
+@dataclass
+class Comparison:
+    """What a revision changed against the baseline. Timings and lock dependencies go
+    beside `reports` as further fields."""
+
+    baseline: str  # where the baseline came from: "this run", or an earlier run's folder
+    reports: ReportChanges = field(default_factory=ReportChanges)
+    first_bad_patch: FirstBad | None = None
+
+
 # The shape of results.json. 1: files from before the field existed (read as they are);
-# 2: schema_version added. Raise it when a field changes meaning or goes; a reader of an
-# older file then says how to read it (none needed yet), and a newer file is refused.
-SCHEMA_VERSION = 2
+# 2: schema_version added; 3: the comparison with the baseline, boots per case. Raise it
+# when a field is added, changes meaning or goes; an older file is brought up to date
+# when read, and a newer file is refused.
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -68,6 +116,7 @@ class Run:
     properties: dict[str, str] = field(default_factory=dict)  # base, series, accel, host
     suites: list[Suite] = field(default_factory=list)
     stage_times: dict[str, float] = field(default_factory=dict)  # wall seconds per stage kind
+    comparison: dict[str, Comparison] = field(default_factory=dict)  # per revision
     schema_version: int = SCHEMA_VERSION
 
     def add(self, suite: Suite) -> Suite:
@@ -85,8 +134,17 @@ class Run:
                 yield s, c
 
     def exit_code(self) -> int:
-        """0 all passed, 1 the kernel or series failed, 2 the runner failed (like pytest)."""
-        statuses = {c.status for _, c in self.cases()}
+        """0 all passed, 1 the kernel or series failed, 2 the runner failed (like pytest).
+
+        Under gate "new" the baseline is what revisions are judged against: its own
+        failures are shown, and count only in a run of the baseline alone.
+        """
+        judged = list(self.cases())
+        if self.properties.get("gate") == "new" and any(s.revision != BASELINE
+                                                        for s in self.suites):
+            judged = [(s, c) for s, c in judged
+                      if s.revision != BASELINE or c.status == Status.ERROR]
+        statuses = {c.status for _, c in judged}
         if Status.ERROR in statuses:
             return 2
         if Status.FAIL in statuses:
@@ -133,7 +191,15 @@ def _versioned(path: Path, value: dict[str, object]) -> dict[str, object]:
     if version > SCHEMA_VERSION:
         raise UserError(f"{path}: written by a newer kpv (results schema {version}; this kpv "
                         f"reads up to {SCHEMA_VERSION}): upgrade kpv to read it")
-    # Schema 1 differs only in lacking the version itself.
+    # Schema 1 differs only in lacking the version itself; 2 lacks what 3 added.
+    if version < 3:
+        value = {"comparison": {}, **value}
+        for suite in value.get("suites") if isinstance(value.get("suites"), list) else []:
+            cases = suite.get("cases") if isinstance(suite, dict) else None
+            for case in cases if isinstance(cases, list) else []:
+                if isinstance(case, dict):
+                    case.setdefault("boots_run", 1)
+                    case.setdefault("boots_seen", {})
     return {**value, "schema_version": SCHEMA_VERSION}
 
 
@@ -303,6 +369,8 @@ def merge(shards: list[tuple[Path, Run]]) -> Run:
     found: dict[str, tuple[Path, Suite]] = {}  # suite name -> the shard it came from
     for where, run in ordered:
         out.properties.update(run.properties)
+        for rev, comparison in run.comparison.items():  # a shard's bisection stays
+            out.comparison.setdefault(rev, comparison)
         for suite in run.suites:
             if suite.name not in found:
                 found[suite.name] = (where, out.add(suite))

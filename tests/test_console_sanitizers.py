@@ -101,7 +101,7 @@ def test_a_garbled_repeat_of_a_shown_kind_is_not_another_problem() -> None:
     hung = [r for r in REPORTS if r.type == "hung-task"]
     assert [r.corrupted for r in hung] == [False] * 4 + [True]
     case = Case("fault-hung-task")
-    cell._fail(case, hung)
+    cell._judge(case, hung, {})
     assert case.message == "task hung in kpv_hung_task"
     assert len(case.reports) == 1 and case.properties["reports"] == "5"
 
@@ -114,10 +114,10 @@ def test_a_cut_report_with_a_stack_of_its_own_is_kept_beside_an_intact_one() -> 
     (garbled,) = [r for r in cut if r.first_line == null.first_line]
     assert garbled.corrupted and garbled.frames and garbled.title == null.title
     case = Case("fault-kasan")
-    cell._fail(case, [oob, garbled])
+    cell._judge(case, [oob, garbled], {})
     assert [r.title for r in case.reports] == [oob.title, null.title]
     # A later intact copy of the same problem replaces a garbled first one.
-    cell._fail(case, [garbled, oob, null])
+    cell._judge(case, [garbled, oob, null], {})
     assert case.reports == [null, oob]
 
 

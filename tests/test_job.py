@@ -273,3 +273,19 @@ def test_a_fragment_of_junk_is_named_in_a_few_lines(tmp_path):
 def test_the_repos_fragments_are_kconfig():
     fragments = sorted((ROOT / "kconfigs").glob("*.config"))
     assert fragments and [e for f in fragments for e in kconfig.lint(f)] == []
+
+
+def test_verdict_keys_default_and_are_checked(tmp_path):
+    j = job.load(write(tmp_path, GOOD))
+    assert (j.gate, j.confirm, j.fail_intermittent, j.bisect) == ("new", 2, True, True)
+    given = GOOD + '[verdict]\ngate = "any"\nconfirm = 0\nfail_intermittent = false\n' \
+        'bisect = false\n'
+    j = job.load(write(tmp_path, given))
+    assert (j.gate, j.confirm, j.fail_intermittent, j.bisect) == ("any", 0, False, False)
+    bad = GOOD + '[verdict]\ngate = "some"\nconfirm = 11\n'
+    with pytest.raises(UserError) as e:
+        job.load(write(tmp_path, bad))
+    assert "verdict.gate: expected one of new, any, got 'some'" in str(e.value)
+    assert "verdict.confirm: expected 0 to 10 boots, got 11" in str(e.value)
+    with pytest.raises(UserError, match="--gate: verdict.gate: expected one of new, any"):
+        job.override(job.load(write(tmp_path, GOOD)), job.Overrides(gate="all"))

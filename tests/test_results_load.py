@@ -121,8 +121,8 @@ VARIANTS = {
                         "suites[1].cases[1].reports[0]: expected an object, got a string"),
     "artifact a number": (_set(f"{CASE}.artifacts", [3]), "cases[1].artifacts[0]: expected a "
                                                           "string, got a number 3"),
-    "newer schema": (_set("schema_version", 3), "written by a newer kpv (results schema 3; "
-                     "this kpv reads up to 2): upgrade kpv to read it"),
+    "newer schema": (_set("schema_version", 4), "written by a newer kpv (results schema 4; "
+                     "this kpv reads up to 3): upgrade kpv to read it"),
     "schema a string": (_set("schema_version", "2"), "not a kpv results file: schema_version: "
                         "expected a positive integer, got a string '2'"),
     "schema zero": (_set("schema_version", 0), "schema_version: expected a positive integer"),
@@ -202,11 +202,15 @@ def test_an_interrupted_run_loads(tmp_path, capsys):
 
 
 def test_a_file_from_before_schema_versions_loads(tmp_path):
-    """kpv wrote no schema_version before schema 2; such a file is read, and saved as 2."""
+    """kpv wrote no schema_version before schema 2, and no comparison nor boots per case
+    before 3; such a file is read, and saved as 3."""
     data = real_json()
-    assert data["schema_version"] == 2
-    del data["schema_version"]
+    assert data["schema_version"] == 3
+    del data["schema_version"], data["comparison"]
+    for suite in data["suites"]:
+        for case in suite["cases"]:
+            del case["boots_run"], case["boots_seen"]
     old = tmp_path / "results.json"
     old.write_text(json.dumps(data))
     run = Run.load(old)
-    assert run.schema_version == 2 and run.suites == real_run().suites
+    assert run.schema_version == 3 and run.suites == real_run().suites

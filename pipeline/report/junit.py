@@ -121,11 +121,30 @@ def _system_out_lines(case: Case, out_dir: Path | None) -> Iterator[str]:
         yield lockdep
     for key, value in case.properties.items():
         yield f"{one_line(key, MESSAGE_LIMIT)}: {one_line(value, PROPERTY_LIMIT)}"
+    yield from _tolerated(case)
     if out_dir is not None:
         for artifact in case.artifacts:
             # Jenkins' junit-attachments plugin documents absolute paths.
             path = os.path.abspath(out_dir / artifact)
             yield f"[[ATTACHMENT|{one_line(path, PROPERTY_LIMIT)}]]"
+
+
+# Reports a case carries without failing for them, by the property naming their signatures.
+TOLERATED = {
+    "preexisting_reports": "PREEXISTING (the baseline shows it too, so it does not fail "
+                           "this case under gate \"new\")",
+    "intermittent_reports": "INTERMITTENT (new, but not in every boot; the job does not fail "
+                            "a case for it)",
+}
+
+
+def _tolerated(case: Case) -> Iterator[str]:
+    """Each report the case did not fail for, marked as such, with its text: never hidden."""
+    for key, label in TOLERATED.items():
+        names = set(case.properties.get(key, "").split("; ")) - {""}
+        for r in case.reports:
+            if r.signature in names:
+                yield f"{label}: {r.title}\n{r.text}"
 
 
 def _lockdep_note(properties: dict[str, str]) -> str | None:

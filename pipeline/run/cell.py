@@ -35,6 +35,17 @@ class CellSpec:
     test_slack: float
 
 
+@dataclass(frozen=True)
+class Judging:
+    """How a cell's reports are judged against the baseline. The default judges as if
+    there were none: every report fails its case, and none is confirmed."""
+
+    baseline: frozenset[str] = frozenset()  # report signatures the baseline showed
+    gate_new: bool = False  # a report the baseline showed does not fail a case
+    confirm: int = 0  # boots more of a test that showed a report the baseline did not
+    fail_intermittent: bool = True  # such a report seen in only some of them still fails
+
+
 def suite_name(revision: str, vcpus: int | None = None) -> str:
     name = f"kpv.{sanitize.junit_name(revision)}"
     return name if vcpus is None else f"{name}.vcpus_{vcpus}"
@@ -42,9 +53,12 @@ def suite_name(revision: str, vcpus: int | None = None) -> str:
 
 def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
         progress: Callable[[str], None],
-        checkpoint: Callable[[Suite], None] = lambda suite: None) -> Suite:
+        checkpoint: Callable[[Suite], None] = lambda suite: None,
+        judging: Judging = Judging()) -> Suite:
     """Boot once per test; out/cell_dir/console.log gets every boot's raw bytes, in order.
 
+    A test that shows a report the baseline did not is booted judging.confirm
+    times more: the case then says in how many of its boots each report showed.
     checkpoint gets the suite as it stands after each test, so that what
     finished is written before the next boot (an interruption keeps it).
     """
@@ -54,18 +68,17 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
                     spec.revision, [t.name for t in tests], out / cell_dir)
     boots: list[tuple[vm.Boot, list[Report]]] = []
     cases: list[Case] = []
-    accel = spec.accel
-    symbols_why = ""
+    state = {"accel": spec.accel, "symbols_why": ""}
     with open(out / cell_dir / "console.log", "wb") as log:
-        for t in tests:
-            progress(f"{spec.revision} vcpus={spec.vcpus} {t.name}")
+
+        def boot(t: GuestTest) -> tuple[vm.Boot, list[Report], list[markers.Marker]]:
             machine = vm.Machine(spec.kernel, spec.initrd, spec.vcpus, spec.memory_mb,
-                                 spec.numa_nodes, accel, f"kpv.test={t.name}")
+                                 spec.numa_nodes, state["accel"], f"kpv.test={t.name}")
             b = vm.boot_or_fallback(machine, log, spec.boot_timeout,
                                     t.budget + spec.test_slack)
             if b.fallback:
                 progress(f"{spec.revision} vcpus={spec.vcpus}: {b.fallback}")
-                accel = "tcg"  # once KVM failed here, it will fail for the next boot too
+                state["accel"] = "tcg"  # once KVM failed here, it will fail for later boots
             seen = analysis.analyse(sanitize.clean(b.log), qemu_exited=b.qemu_exited,
                                     note=b.problem)
             found = seen.reports
@@ -73,18 +86,59 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
                 # A signal kpv did not send stopped QEMU (the OOM killer, a stray
                 # kill): the console stopping is the host's doing, not the kernel's.
                 found = [r for r in found if r.type != endings.STOPPED]
-            marks = seen.markers
-            reports, why = _decoded(own_test(t.name, found, marks), spec.vmlinux)
-            symbols_why = symbols_why or why
+            reports, why = _decoded(own_test(t.name, found, seen.markers), spec.vmlinux)
+            state["symbols_why"] = state["symbols_why"] or why
             boots.append((b, reports))
-            cases.append(test_case(t, b, marks, [r for r in reports if r.test == t.name]))
-            suite = _suite(spec, cell_dir, boots, cases, symbols_why)
+            return b, reports, seen.markers
+
+        confirmed = set(judging.baseline)  # signatures that need no more boots in this cell
+        for t in tests:
+            progress(f"{spec.revision} vcpus={spec.vcpus} {t.name}")
+            b, reports, marks = boot(t)
+            per_boot = [[r for r in reports if r.test == t.name]]
+            # Once per signature and cell: a report at boot shows in every later boot of the
+            # cell anyway (the boot case counts them all), and the confirming boots are slow.
+            unknown = _unknown(reports, confirmed)
+            confirmed.update(r.signature for r in reports)
+            for i in range(judging.confirm if unknown else 0):
+                progress(f"{spec.revision} vcpus={spec.vcpus} {t.name}: a report the baseline "
+                         f"did not show; confirming, boot {i + 2} of {judging.confirm + 1}")
+                per_boot.append([r for r in boot(t)[1] if r.test == t.name])
+            cases.append(confirmed_case(t, b, marks, per_boot, judging))
+            suite = _suite(spec, cell_dir, boots, cases, state["symbols_why"], judging)
             checkpoint(suite)
     return suite
 
 
+def _unknown(reports: list[Report], known: set[str]) -> bool:
+    return any(r.signature not in known for r in reports if r.type != LOCKDEP_OFF)
+
+
+def confirmed_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
+                   per_boot: list[list[Report]], judging: Judging) -> Case:
+    """The test's case from its first boot's markers and every boot's reports."""
+    seen: dict[str, int] = {}
+    for reports in per_boot:
+        for sig in {r.signature for r in reports if r.type != LOCKDEP_OFF}:
+            seen[sig] = seen.get(sig, 0) + 1
+    tolerated = _tolerated(judging, seen.keys())
+    if not judging.fail_intermittent:
+        tolerated.update({s: "intermittent" for s, n in seen.items()
+                          if n < len(per_boot) and s not in tolerated})
+    case = test_case(t, b, marks, [r for reports in per_boot for r in reports], tolerated)
+    case.boots_run, case.boots_seen = len(per_boot), seen
+    return case
+
+
+def _tolerated(judging: Judging, signatures) -> dict[str, str]:
+    """Signatures that do not fail a case, and why."""
+    if not judging.gate_new:
+        return {}
+    return {s: "preexisting" for s in signatures if s in judging.baseline}
+
+
 def _suite(spec: CellSpec, cell_dir: str, boots: list[tuple[vm.Boot, list[Report]]],
-           cases: list[Case], symbols_why: str) -> Suite:
+           cases: list[Case], symbols_why: str, judging: Judging) -> Suite:
     """The cell's suite from the boots and test cases so far."""
     suite = Suite(suite_name(spec.revision, spec.vcpus), spec.revision, spec.vcpus,
                   {"vcpus": str(spec.vcpus), "numa_nodes": str(spec.numa_nodes)})
@@ -95,7 +149,8 @@ def _suite(spec: CellSpec, cell_dir: str, boots: list[tuple[vm.Boot, list[Report
     fallback = next((b.fallback for b, _ in boots if b.fallback), "")
     if fallback:
         suite.properties["accel_fallback"] = fallback
-    suite.cases = [boot_case(boots), *(replace(c, artifacts=list(c.artifacts)) for c in cases)]
+    suite.cases = [boot_case(boots, judging),
+                   *(replace(c, artifacts=list(c.artifacts)) for c in cases)]
     for c in suite.cases:
         c.artifacts.append(f"{cell_dir}/console.log")
     return suite
@@ -122,15 +177,19 @@ def own_test(name: str, reports: list[Report], marks: list[markers.Marker]) -> l
             for r in reports]
 
 
-def boot_case(boots: list[tuple[vm.Boot, list[Report]]]) -> Case:
+def boot_case(boots: list[tuple[vm.Boot, list[Report]]], judging: Judging = Judging()) -> Case:
     """The boots themselves: each must reach init, with no report outside a test."""
     case = Case("boot", time=sum(b.boot_time for b, _ in boots) / len(boots))
     at_boot = [r for _, reports in boots for r in reports
                if r.test is None and r.type != LOCKDEP_OFF]
-    if at_boot:
-        _fail(case, at_boot)
+    tolerated = _tolerated(judging, {r.signature for r in at_boot})
+    failing = _judge(case, at_boot, tolerated)
+    case.boots_run = len(boots)
+    for sig in {r.signature for r in at_boot}:
+        case.boots_seen[sig] = sum(any(r.test is None and r.signature == sig for r in reports)
+                                   for _, reports in boots)
     failed = [b for b, _ in boots if not b.booted]
-    if failed and not at_boot:
+    if failed and not failing:
         case.status, case.kind = Status.ERROR, "boot-error"
         case.message = failed[0].problem
         case.text = sanitize.bound(failed[0].log, 16384)
@@ -139,8 +198,9 @@ def boot_case(boots: list[tuple[vm.Boot, list[Report]]]) -> Case:
 
 
 def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
-              reports: list[Report]) -> Case:
-    """A test's verdict: kernel reports fail it; a runner problem is an error."""
+              reports: list[Report], tolerated: dict[str, str] | None = None) -> Case:
+    """A test's verdict: kernel reports fail it, but for the tolerated (signature ->
+    why: the baseline shows it too); a runner problem is an error."""
     case = Case(t.name)
     start = next((m for m in marks if m.kind == "start" and m.test == t.name), None)
     end = next((m for m in marks if m.kind == "end" and m.test == t.name), None)
@@ -162,8 +222,8 @@ def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
     if off:
         case.properties["lockdep_off"] = off[0].title
     reports = [r for r in reports if r.type != LOCKDEP_OFF]
-    if reports:
-        _fail(case, reports)
+    if _judge(case, reports, tolerated or {}):
+        pass
     elif end is None:
         case.status, case.kind = Status.ERROR, "runner-error"
         case.message = b.problem or f"no end marker for {t.name} in the console"
@@ -198,8 +258,34 @@ def _lockdep_state(start: str | None) -> str:
     return f"lockdep's state was not on the console (debug_locks={start or '?'})"
 
 
+def _judge(case: Case, reports: list[Report], tolerated: dict[str, str]) -> bool:
+    """Fail the case for its reports but the tolerated ones, which it carries all the
+    same (and names, by why, in a property); whether it failed."""
+    failing = [r for r in reports if r.signature not in tolerated]
+    if failing:
+        _fail(case, failing)
+    kept = _distinct([r for r in reports if r.signature in tolerated])
+    case.reports += kept
+    for why in sorted({tolerated[r.signature] for r in kept}):
+        case.properties[f"{why}_reports"] = "; ".join(
+            sorted({r.signature for r in kept if tolerated[r.signature] == why}))
+    if reports:
+        case.properties["reports"] = str(len(reports))
+    return bool(failing)
+
+
 def _fail(case: Case, reports: list[Report]) -> None:
     """One failure per case: the first report names it; each distinct report is kept once."""
+    shown = _distinct(reports)
+    case.status, case.kind = Status.FAIL, shown[0].type
+    more = f" (and {len(shown) - 1} more)" if len(shown) > 1 else ""
+    case.message = shown[0].title + more
+    case.text = "\n\n".join(r.text for r in shown)
+    case.reports = shown
+
+
+def _distinct(reports: list[Report]) -> list[Report]:
+    """Each distinct report once."""
     distinct: dict[str, Report] = {}
     for r in reports:
         key = r.signature or f"{r.type}:{r.title}"
@@ -209,11 +295,5 @@ def _fail(case: Case, reports: list[Report]) -> None:
     # while running) says nothing new; a corrupted report with a stack of its
     # own may be another problem, and stays.
     intact = {r.type for r in distinct.values() if not r.corrupted}
-    shown = [r for r in distinct.values()
-             if not (r.corrupted and not r.frames and r.type in intact)]
-    case.status, case.kind = Status.FAIL, shown[0].type
-    more = f" (and {len(shown) - 1} more)" if len(shown) > 1 else ""
-    case.message = shown[0].title + more
-    case.text = "\n\n".join(r.text for r in shown)
-    case.reports = shown
-    case.properties["reports"] = str(len(reports))
+    return [r for r in distinct.values()
+            if not (r.corrupted and not r.frames and r.type in intact)]

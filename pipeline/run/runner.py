@@ -7,6 +7,8 @@ that finished.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import platform
 import time
@@ -21,6 +23,7 @@ from pipeline import (
     build,
     cache,
     guest,
+    mailseries,
     packaged,
     provenance,
     series,
@@ -30,7 +33,7 @@ from pipeline import (
 from pipeline import job as jobmod
 from pipeline.job import Job
 from pipeline.kernel import kconfig
-from pipeline.results import Case, Run, Status, Suite
+from pipeline.results import Case, FirstBad, Run, Seen, Status, Suite
 from pipeline.run import cell
 
 
@@ -70,15 +73,25 @@ def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
     run.properties.update({
         "base": base.describe, "base_commit": base.commit, "accel": accel,
         "accel_reason": why, "host": platform.node(), "job": str(job.path),
+        # An earlier run's baseline stands for this one only with the same config inputs.
+        "kconfig_inputs": frag_key, "gate": job.gate,
         **provenance.record(),
     })
     return Context(job, base, wt, accel, tests, initrd, builds / "build", builds / "kconfig",
                    job.out)
 
 
+def judging(job: Job, rev: series.Revision, baseline: frozenset[str]) -> cell.Judging:
+    """How the job judges a revision's reports against the baseline's signatures; the
+    baseline itself is judged as it is, every report failing."""
+    if rev.name == series.BASELINE:
+        return cell.Judging()
+    return cell.Judging(baseline, job.gate == "new", job.confirm, job.fail_intermittent)
+
+
 def run_revision(ctx: Context, rev: series.Revision, run: Run,
                  progress: Callable[[str], None], cells: list[int],
-                 save: Callable[[], None]) -> Context:
+                 save: Callable[[], None], judge: cell.Judging) -> Context:
     """apply → kconfig → build → cells; each stage's outcome becomes a case.
 
     save() writes the run as it stands: after the build stages, and after
@@ -106,7 +119,8 @@ def run_revision(ctx: Context, rev: series.Revision, run: Run,
         spec = cell.CellSpec(rev.name, n, kernel.bzimage, kernel.vmlinux, ctx.initrd,
                              ctx.job.memory_mb, ctx.job.numa_nodes, ctx.accel,
                              ctx.job.boot_timeout, ctx.job.test_slack)
-        s = cell.run(spec, ctx.tests, ctx.out, f"{rev.name}/vcpus-{n}", progress, checkpoint)
+        s = cell.run(spec, ctx.tests, ctx.out, f"{rev.name}/vcpus-{n}", progress, checkpoint,
+                     judge)
         if "accel_fallback" in s.properties:
             ctx = replace(ctx, accel="tcg")
             run.properties["accel"] = "tcg"
@@ -114,6 +128,81 @@ def run_revision(ctx: Context, rev: series.Revision, run: Run,
         _stage_time(run, "boot+run", t0)
         save()
     return ctx
+
+
+def bisect(ctx: Context, rev: series.Revision, run: Run, progress: Callable[[str], None],
+           save: Callable[[], None]) -> None:
+    """A revision of several patches with a new report: find and record which patch made
+    it (in the comparison, and as a property of the revision's suite for dashboards)."""
+    found = run.comparison.get(rev.name)
+    if not (ctx.job.bisect and found and found.reports.new and len(rev.patches) > 1):
+        return
+    bad = first_bad_patch(ctx, rev, found.reports.new[0], run, progress)
+    run.comparison[rev.name] = replace(found, first_bad_patch=bad)
+    suite = next(s for s in run.suites if s.name == cell.suite_name(rev.name))
+    suite.properties["first_bad_patch"] = f"{bad.index}/{bad.of} {bad.subject}"
+    progress(f"{rev.name}: first bad patch: {bad.index}/{bad.of} {bad.subject} "
+             f"({'; '.join(bad.probes)})")
+    save()
+
+
+def first_bad_patch(ctx: Context, rev: series.Revision, new: Seen, run: Run,
+                    progress: Callable[[str], None]) -> FirstBad:
+    """The first patch of `rev` whose prefix shows the `new` report: prefixes bisected,
+    each built (kernels are cached by content) and booted on the test and vCPU count
+    where the report first showed, up to 1 + confirm boots before calling it absent."""
+    vcpus, _, where = new.cells[0].partition("/")
+    tests = [t for t in ctx.tests if t.name == where] or ctx.tests[:1]  # "boot": any test
+    n = len(rev.patches)
+    good, bad = 0, n  # the baseline lacks the report; the whole revision has it
+    probes: dict[int, str] = {}
+    t0 = time.monotonic()
+    while bad - good > 1:
+        k = (good + bad) // 2
+        shown, probes[k] = _probe(ctx, rev, k, int(vcpus.removeprefix("vcpus_")), tests,
+                                  new.signature, progress)
+        good, bad = (good, k) if shown else (k, bad)
+    _stage_time(run, "bisect", t0)
+    info = rev.info[bad - 1] if bad <= len(rev.info) else None
+    subject = info.subject if info else _subject(rev.patches[bad - 1])
+    return FirstBad(bad, n, rev.patches[bad - 1].name, subject, new.signature,
+                    [probes[k] for k in sorted(probes)])
+
+
+def _probe(ctx: Context, rev: series.Revision, k: int, vcpus: int,
+           tests: list[guest.GuestTest], signature: str,
+           progress: Callable[[str], None]) -> tuple[bool, str]:
+    """Does the revision's first k patches' kernel show the report; and what was seen."""
+    n = len(rev.patches)
+    part = replace(rev, name=f"{rev.name}-{k}of{n}", patches=rev.patches[:k],
+                   info=rev.info[:k])
+    rdir = ctx.out / rev.name / "bisect" / f"{k}of{n}"
+    rdir.mkdir(parents=True, exist_ok=True)
+    progress(f"{rev.name}: bisect: patches 1-{k} of {n}")
+    suite = Suite(cell.suite_name(part.name), part.name)
+    with tree.locked(ctx.worktree, progress):
+        kernel = _build_stages(ctx, part, rdir, suite, Run("", ""), progress)
+    if kernel is None:
+        failed = next(c for c in suite.cases if c.status != Status.PASS)
+        return False, f"{k}/{n}: {failed.name} failed ({failed.message}): taken as not shown"
+    spec = cell.CellSpec(part.name, vcpus, kernel.bzimage, kernel.vmlinux, ctx.initrd,
+                         ctx.job.memory_mb, ctx.job.numa_nodes, ctx.accel,
+                         ctx.job.boot_timeout, ctx.job.test_slack)
+    boots = 1 + ctx.job.confirm
+    for i in range(1, boots + 1):
+        s = cell.run(spec, tests, ctx.out, f"{rev.name}/bisect/{k}of{n}/vcpus-{vcpus}-boot{i}",
+                     progress)
+        if any(r.signature == signature for c in s.cases for r in c.reports):
+            return True, f"{k}/{n}: shown (boot {i})"
+    return False, f"{k}/{n}: not shown in {boots} boot(s)"
+
+
+def _subject(patch: Path) -> str:
+    """A patch file's subject, without its [PATCH ...] prefix."""
+    with open(patch, "rb") as f:
+        subject = email.message_from_binary_file(f, policy=email.policy.default).get(
+            "Subject", "")
+    return mailseries.parse_subject(str(subject)).title or patch.name
 
 
 def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, run: Run,

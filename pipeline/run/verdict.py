@@ -1,0 +1,164 @@
+"""What a revision changed: its kernel reports against the baseline's.
+
+A report is known by its signature (console.Report.signature: the kind and
+the title or lock cycle, without addresses, lines, PIDs, CPUs or times), so
+the same bug in two kernels built from different sources is one report.
+Every function here is pure: results in, a Comparison out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from pipeline.errors import UserError
+from pipeline.results import Case, Comparison, ReportChanges, Run, Seen, Status, Suite
+from pipeline.run.cell import LOCKDEP_OFF
+from pipeline.series import BASELINE
+
+THIS_RUN = "this run"
+
+
+def baseline_suites(run: Run) -> list[Suite]:
+    """The baseline's cells in a run."""
+    return [s for s in run.suites if s.revision == BASELINE and s.vcpus is not None]
+
+
+def signatures(suites: Iterable[Suite]) -> frozenset[str]:
+    """Every report signature the suites' cases hold."""
+    return frozenset(r.signature for s in suites for c in s.cases for r in c.reports
+                     if r.type != LOCKDEP_OFF)
+
+
+def comparisons(run: Run, reference: Run | None = None,
+                where: str = THIS_RUN) -> dict[str, Comparison]:
+    """Each revision of `run` against the baseline: this run's, and `reference`'s (an
+    earlier run's results, named by `where`). No baseline at all: no comparison, for a
+    report cannot be called new against nothing. A bisection already recorded stays."""
+    base = baseline_suites(run) + (baseline_suites(reference) if reference else [])
+    if not base:
+        return {}
+    source = where if reference else THIS_RUN
+    revisions = dict.fromkeys(s.revision for s in run.suites if s.revision != BASELINE)
+    out = {}
+    for rev in revisions:
+        cells = [s for s in run.suites if s.revision == rev and s.vcpus is not None]
+        old = run.comparison.get(rev)
+        out[rev] = Comparison(source, classify(base, cells),
+                              old.first_bad_patch if old else None)
+    return out
+
+
+def between(a: Run, b: Run, where: str) -> dict[str, Comparison]:
+    """Run b's revisions against run a: its baseline, or all of it when a ran none (the
+    base commit run as a revision of its own). b's own baseline is judged only when b
+    holds nothing else."""
+    base = baseline_suites(a) or [s for s in a.suites if s.vcpus is not None]
+    revisions = [r for r in _revisions(b) if r != BASELINE] or [BASELINE]
+    return {rev: Comparison(where, classify(base, [s for s in b.suites
+                                                   if s.revision == rev and s.vcpus is not None]),
+                            b.comparison[rev].first_bad_patch if rev in b.comparison else None)
+            for rev in revisions}
+
+
+def describe(rev: str, c: Comparison) -> list[str]:
+    """A comparison as lines for people: counts, then each report with where it showed."""
+    ch = c.reports
+    lines = [f"{rev} against the baseline of {c.baseline}: {len(ch.new)} new, "
+             f"{len(ch.intermittent)} intermittent, {len(ch.preexisting)} preexisting, "
+             f"{len(ch.fixed)} fixed"]
+    for label, seen in (("new", ch.new), ("intermittent", ch.intermittent),
+                        ("preexisting", ch.preexisting), ("fixed", ch.fixed)):
+        for s in seen:
+            where = ", ".join(s.cells[:4]) + (f" and {len(s.cells) - 4} more"
+                                              if len(s.cells) > 4 else "")
+            boots = "in the baseline" if label == "fixed" else "of the revision's"
+            lines.append(f"  {label:12} {s.signature}")
+            lines.append(f"  {'':12} {s.boots_seen} of {s.boots_run} boots {boots}; {where}")
+    if c.first_bad_patch:
+        f = c.first_bad_patch
+        lines.append(f"  first bad patch: {f.index}/{f.of} {f.subject} ({f.patch})")
+    return lines
+
+
+def classify(base: list[Suite], cells: list[Suite]) -> ReportChanges:
+    """The revision's reports as new, preexisting or intermittent, and the baseline's it
+    no longer shows where both ran the same test at the same vCPU count."""
+    known = signatures(base)
+    changes = ReportChanges()
+    seen = _seen(cells)
+    for sig, s in seen.items():
+        if sig in known:
+            changes.preexisting.append(s)
+        elif s.boots_seen < s.boots_run:
+            changes.intermittent.append(s)
+        else:
+            changes.new.append(s)
+    ran = {(s.vcpus, c.name) for s in cells for c in s.cases if _checked(s, c)}
+    for sig, s in _seen(base).items():
+        both = [c for c in s.cells if _cell_key(c) in ran]
+        if sig not in seen and both:
+            changes.fixed.append(s)
+    return changes
+
+
+def _checked(suite: Suite, case: Case) -> bool:
+    """The case ran with lockdep on throughout: a report it lacks was not missed because
+    lockdep had switched itself off (at boot, for the boot case: then no test starts with
+    it on)."""
+    if case.status == Status.SKIP:
+        return False
+    if case.name == "boot":
+        return all(c.properties.get("debug_locks_start") == "1" for c in suite.cases
+                   if c.name != "boot")
+    return case.properties.get("debug_locks_end") == "1"
+
+
+def _seen(cells: list[Suite]) -> dict[str, Seen]:
+    out: dict[str, Seen] = {}
+    for s in cells:
+        for c in s.cases:
+            for r in c.reports:
+                if r.type == LOCKDEP_OFF:
+                    continue
+                one = out.setdefault(r.signature, Seen(r.signature, r.title, r.type, [], 0, 0))
+                label = f"vcpus_{s.vcpus}/{c.name}"
+                if label in one.cells:  # one case holds a signature once
+                    continue
+                one.cells.append(label)
+                one.boots_seen += c.boots_seen.get(r.signature, 1)
+                one.boots_run += c.boots_run
+    return out
+
+
+def _cell_key(label: str) -> tuple[int, str]:
+    vcpus, _, name = label.partition("/")
+    return int(vcpus.removeprefix("vcpus_")), name
+
+
+def reference(path: Path) -> Run:
+    """An earlier run's results, to take the baseline from; it must hold one."""
+    run = Run.load(path / "results.json")
+    if not baseline_suites(run):
+        raise UserError(f"--baseline-results {path}: that run has no baseline cells "
+                        f"(its revisions: {', '.join(_revisions(run)) or 'none'})")
+    return run
+
+
+# What must be equal for an earlier run's baseline to stand for this run's.
+SAME = {"base_commit": "base commit", "kconfig_inputs": "kernel config (base and fragments)",
+        "accel": "accelerator"}
+
+
+def check_reference(ref: Run, run: Run, path: Path) -> None:
+    """Refuse a baseline from a run of another base, config or accelerator: its reports
+    would be judged against a different kernel."""
+    for key, what in SAME.items():
+        theirs, ours = ref.properties.get(key, ""), run.properties.get(key, "")
+        if theirs != ours:
+            raise UserError(f"--baseline-results {path}: its {what} is "
+                            f"{theirs or '(not recorded)'}, this run's is {ours}")
+
+
+def _revisions(run: Run) -> list[str]:
+    return list(dict.fromkeys(s.revision for s in run.suites))
