@@ -52,6 +52,8 @@ class Suite:
     vcpus: int | None = None  # None for a revision's apply/config/build suite
     properties: dict[str, str] = field(default_factory=dict)
     cases: list[Case] = field(default_factory=list)
+    # A revision's suite: the lock order its tree documents, [before, after] lock keys.
+    lock_order: list[list[str]] = field(default_factory=list)
 
     @property
     def time(self) -> float:
@@ -93,13 +95,28 @@ class FirstBad:
 
 
 @dataclass
+class LockDependencies:
+    """Lock dependencies (edges {"from": held, "to": taken}, lockdep's class names as
+    printed) a revision showed against the baseline's and the tree's documented order."""
+
+    source: str  # what the edges were read from
+    new_classes: list[str] = field(default_factory=list)
+    new_edges: list[dict[str, str]] = field(default_factory=list)
+    gone_edges: list[dict[str, str]] = field(default_factory=list)
+    against_documented_order: list[dict[str, str]] = field(default_factory=list)
+    undocumented_classes: list[str] = field(default_factory=list)  # in new edges
+    incomplete: bool = True  # not lockdep's whole graph
+
+
+@dataclass
 class Comparison:
-    """What a revision changed against the baseline. Timings and lock dependencies go
-    beside `reports` as further fields."""
+    """What a revision changed against the baseline. Timings go beside `reports` and
+    `lock_dependencies` as a further field."""
 
     baseline: str  # where the baseline came from: "this run", or an earlier run's folder
     reports: ReportChanges = field(default_factory=ReportChanges)
     first_bad_patch: FirstBad | None = None
+    lock_dependencies: LockDependencies | None = None
 
 
 # The shape of results.json. 1: files from before the field existed (read as they are);
@@ -195,6 +212,8 @@ def _versioned(path: Path, value: dict[str, object]) -> dict[str, object]:
     if version < 3:
         value = {"comparison": {}, **value}
         for suite in value.get("suites") if isinstance(value.get("suites"), list) else []:
+            if isinstance(suite, dict):
+                suite.setdefault("lock_order", [])
             cases = suite.get("cases") if isinstance(suite, dict) else None
             for case in cases if isinstance(cases, list) else []:
                 if isinstance(case, dict):

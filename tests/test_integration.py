@@ -110,6 +110,20 @@ def test_v2_buildfix_circular_dependency(default_run):
                          circular[0]["text"]), circular[0]["text"][:3000]
 
 
+def test_v1_takes_the_anon_vma_lock_against_the_documented_order_v3_does_not(default_run):
+    results = json.loads((default_run / "results.json").read_text())
+    v1 = results["comparison"]["v1"]
+    edge = {"from": "&mm->page_table_lock", "to": "&anon_vma->rwsem"}
+    assert edge in v1["lock_dependencies"]["against_documented_order"], v1
+    assert v1["reports"]["new"] and v1["reports"]["new"][0]["boots_run"] >= 3, v1["reports"]
+    v3 = results["comparison"]["v3"]
+    assert v3["reports"]["new"] == [] and v3["lock_dependencies"]["against_documented_order"] \
+        == [], v3
+    junit = JUnitXml.fromfile(str(default_run / "junit.xml"))
+    order = {s.name: c for s in junit for c in s if c.name == "lock_order"}
+    assert not order["kpv.v1.changes"].is_passed and order["kpv.v3.changes"].is_passed
+
+
 def test_results_record_accel_timings_and_logs(default_run):
     results = json.loads((default_run / "results.json").read_text())
     assert results["properties"]["accel"] in ("kvm", "tcg")

@@ -287,5 +287,5 @@ def test_verdict_keys_default_and_are_checked(tmp_path):
         job.load(write(tmp_path, bad))
     assert "verdict.gate: expected one of new, any, got 'some'" in str(e.value)
     assert "verdict.confirm: expected 0 to 10 boots, got 11" in str(e.value)
-    with pytest.raises(UserError, match="--gate: verdict.gate: expected one of new, any"):
+    with pytest.raises(UserError, match=r"--gate: verdict\.gate: expected one of new, any"):
         job.override(job.load(write(tmp_path, GOOD)), job.Overrides(gate="all"))

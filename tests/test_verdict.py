@@ -28,6 +28,8 @@ def boots(name: str) -> list[bytes]:
     raw = (DATA / name).read_bytes()
     starts = [m.start() for m in re.finditer(rb"^\[ +0\.000000\]\[ +T0\] Linux version",
                                              raw, re.M)]
+    if not starts:  # a boot of its own, from before the kernel's first line
+        return [raw]
     return [raw[a:b] for a, b in zip(starts, [*starts[1:], len(raw)], strict=True)]
 
 

@@ -55,13 +55,51 @@ def render(run: Run, out_dir: Path | None = None) -> bytes:
     root = JUnitXml(one_line(run.job, MESSAGE_LIMIT))
     timestamp = _timestamp(run.started)
     suite_names: set[str] = set()
-    for suite in run.suites:
+    for suite in [*run.suites, *_changes(run)]:
         name = _unique(_dotted(suite.name), suite_names)
         root.add_testsuite(_testsuite(run, suite, name, timestamp, out_dir))
     _set_totals(root)
     buf = io.BytesIO()
     root.write(buf)
     return buf.getvalue()
+
+
+def _changes(run: Run) -> list[Suite]:
+    """Per revision, a suite `kpv.<rev>.changes` of what it changed against the baseline,
+    so dashboards show it: `reports` fails for a new report, `lock_order` for a new lock
+    dependency against the order the tree documents."""
+    out = []
+    for rev, c in run.comparison.items():
+        ch = c.reports
+        reports = Case("reports")
+        reports.properties = {"baseline": c.baseline, **{
+            k: "; ".join(s.signature for s in v) for k, v in (
+                ("new", ch.new), ("intermittent", ch.intermittent),
+                ("preexisting", ch.preexisting), ("fixed", ch.fixed)) if v}}
+        if c.first_bad_patch:
+            f = c.first_bad_patch
+            reports.properties["first_bad_patch"] = f"{f.index}/{f.of} {f.subject}"
+        if ch.new or ch.intermittent:
+            first = (ch.new or ch.intermittent)[0]
+            reports.status, reports.kind = Status.FAIL, "new-report"
+            reports.message = f"{len(ch.new)} new, {len(ch.intermittent)} intermittent: " \
+                              f"{first.title}"
+        order = Case("lock_order")
+        deps = c.lock_dependencies
+        if deps:
+            order.properties = {"source": deps.source, **{
+                k: "; ".join(f"{e['from']} -> {e['to']}" for e in v) for k, v in (
+                    ("new_edges", deps.new_edges),
+                    ("against_documented_order", deps.against_documented_order)) if v}}
+            if deps.undocumented_classes:
+                order.properties["undocumented_classes"] = "; ".join(deps.undocumented_classes)
+            bad = [e for e in deps.against_documented_order if e in deps.new_edges]
+            if bad:
+                order.status, order.kind = Status.FAIL, "lock-order"
+                order.message = (f"{bad[0]['from']} held while taking {bad[0]['to']}: "
+                                 "against the lock order the tree documents")
+        out.append(Suite(f"kpv.{rev}.changes", rev, None, {}, [reports, order]))
+    return out
 
 
 def write(run: Run, out_dir: Path) -> Path:

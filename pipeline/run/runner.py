@@ -32,7 +32,7 @@ from pipeline import (
 )
 from pipeline import job as jobmod
 from pipeline.job import Job
-from pipeline.kernel import kconfig
+from pipeline.kernel import kconfig, lockorder
 from pipeline.results import Case, FirstBad, Run, Seen, Status, Suite
 from pipeline.run import cell
 
@@ -230,6 +230,8 @@ def _build_stages(ctx: Context, rev: series.Revision, rdir: Path, suite: Suite, 
     _stage_time(run, "apply", t0)
     if not applied.ok:
         return _skip_rest(suite, f"not configured: {applied.message}", ("kconfig", "build"))
+    # As this revision's tree has it: a series may change the order it documents.
+    suite.lock_order = [list(pair) for pair in lockorder.documented(ctx.worktree)]
 
     progress(f"{rev.name}: kconfig")
     t0 = time.monotonic()

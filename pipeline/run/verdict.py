@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.results import Case, Comparison, ReportChanges, Run, Seen, Status, Suite
+from pipeline.run import lockdeps
 from pipeline.run.cell import LOCKDEP_OFF
 from pipeline.series import BASELINE
 
@@ -45,8 +46,15 @@ def comparisons(run: Run, reference: Run | None = None,
         cells = [s for s in run.suites if s.revision == rev and s.vcpus is not None]
         old = run.comparison.get(rev)
         out[rev] = Comparison(source, classify(base, cells),
-                              old.first_bad_patch if old else None)
+                              old.first_bad_patch if old else None,
+                              lockdeps.compare(base, cells, _order(run, rev)))
     return out
+
+
+def _order(run: Run, rev: str) -> list[tuple[str, str]]:
+    """The lock order the revision's tree documents, as its suite recorded it."""
+    suite = next((s for s in run.suites if s.revision == rev and s.vcpus is None), None)
+    return [(a, b) for a, b in suite.lock_order] if suite else []
 
 
 def between(a: Run, b: Run, where: str) -> dict[str, Comparison]:
@@ -55,10 +63,13 @@ def between(a: Run, b: Run, where: str) -> dict[str, Comparison]:
     holds nothing else."""
     base = baseline_suites(a) or [s for s in a.suites if s.vcpus is not None]
     revisions = [r for r in _revisions(b) if r != BASELINE] or [BASELINE]
-    return {rev: Comparison(where, classify(base, [s for s in b.suites
-                                                   if s.revision == rev and s.vcpus is not None]),
-                            b.comparison[rev].first_bad_patch if rev in b.comparison else None)
-            for rev in revisions}
+    out = {}
+    for rev in revisions:
+        cells = [s for s in b.suites if s.revision == rev and s.vcpus is not None]
+        out[rev] = Comparison(where, classify(base, cells),
+                              b.comparison[rev].first_bad_patch if rev in b.comparison else None,
+                              lockdeps.compare(base, cells, _order(b, rev)))
+    return out
 
 
 def describe(rev: str, c: Comparison) -> list[str]:
@@ -78,6 +89,14 @@ def describe(rev: str, c: Comparison) -> list[str]:
     if c.first_bad_patch:
         f = c.first_bad_patch
         lines.append(f"  first bad patch: {f.index}/{f.of} {f.subject} ({f.patch})")
+    deps = c.lock_dependencies
+    for label, edges in (("new lock dependency", deps.new_edges if deps else []),
+                         ("AGAINST the documented lock order",
+                          deps.against_documented_order if deps else [])):
+        lines += [f"  {label}: {e['from']} -> {e['to']}" for e in edges]
+    if deps and deps.undocumented_classes:
+        lines.append(f"  locks the documented order does not name: "
+                     f"{', '.join(deps.undocumented_classes)}")
     return lines
 
 
