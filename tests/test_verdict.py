@@ -236,3 +236,15 @@ def test_kpv_compare_text_and_json(tmp_path, capsys):
     assert [s["signature"] for s in same["canary"]["reports"]["preexisting"]] == [CANARY_SIG]
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.strip().endswith("results.json: no such file")
+
+
+def test_a_report_at_boot_and_in_its_test_counts_its_boot_once():
+    # v1 prints sleeping-in-atomic at the boot's first exec and again in the fork test.
+    b, reports, marks = boot_of(boots("v1-6.1-fork-test-lockdep-off.log")[0])
+    t = GuestTest("fork", ("/stress/fork",), 80)
+    fork = cell.confirmed_case(t, b, marks, [[r for r in reports if r.test == "fork"]],
+                               cell.Judging())
+    one = cell_suite("v1", 2, [cell.boot_case([(b, reports)]), fork])
+    sleep = next(s for s in verdict.classify([], [one]).new if s.type == "sleep-in-atomic")
+    assert sleep.cells == ["vcpus_2/boot", "vcpus_2/fork"]
+    assert (sleep.boots_seen, sleep.boots_run) == (1, 1)

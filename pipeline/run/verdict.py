@@ -134,19 +134,28 @@ def _checked(suite: Suite, case: Case) -> bool:
 
 
 def _seen(cells: list[Suite]) -> dict[str, Seen]:
+    """Each signature, where it showed, and in how many of the boots that could show it.
+
+    A cell's test cases count their own boots, and its boot case every boot of the
+    cell: a report at boot is in both, so then the boot case's count stands for all.
+    """
     out: dict[str, Seen] = {}
     for s in cells:
+        at_boot: dict[str, tuple[int, int]] = {}  # signature -> (seen, run), boot case
+        in_tests: dict[str, tuple[int, int]] = {}  # summed over the test cases
         for c in s.cases:
-            for r in c.reports:
-                if r.type == LOCKDEP_OFF:
-                    continue
-                one = out.setdefault(r.signature, Seen(r.signature, r.title, r.type, [], 0, 0))
-                label = f"vcpus_{s.vcpus}/{c.name}"
-                if label in one.cells:  # one case holds a signature once
-                    continue
-                one.cells.append(label)
-                one.boots_seen += c.boots_seen.get(r.signature, 1)
-                one.boots_run += c.boots_run
+            for sig in dict.fromkeys(r.signature for r in c.reports if r.type != LOCKDEP_OFF):
+                r = next(r for r in c.reports if r.signature == sig)
+                one = out.setdefault(sig, Seen(sig, r.title, r.type, [], 0, 0))
+                one.cells.append(f"vcpus_{s.vcpus}/{c.name}")
+                where = at_boot if c.name == "boot" else in_tests
+                seen, run = where.get(sig, (0, 0))
+                where[sig] = (seen + c.boots_seen.get(sig, 1), run + c.boots_run)
+        for sig in {*at_boot, *in_tests}:
+            tests_seen, tests_run = in_tests.get(sig, (0, 0))
+            boot_seen, boot_run = at_boot.get(sig, (0, tests_run))
+            out[sig].boots_seen += max(boot_seen, tests_seen)
+            out[sig].boots_run += boot_run
     return out
 
 
