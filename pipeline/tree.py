@@ -120,14 +120,29 @@ def kernel_version(repo: Path) -> str:
 
 
 def worktree(base: Base) -> Path:
-    """The scratch worktree for a base, created once and reused across revisions."""
-    wt = cache.root() / "worktrees" / base.commit[:12]
+    """The scratch worktree for a base's history, created once and reused across
+    revisions and across bases of that history.
+
+    Named by the history's root commit, not the base: a tree rebased onto a newer
+    base, or another clone of the same history, then moves the one worktree (and the
+    build folder fed from it) by the files that differ, and make rebuilds only those.
+    """
+    wt = cache.root() / "worktrees" / lineage(base)[:12]
     if not (wt / ".git").is_dir():
         wt.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(wt, ignore_errors=True)
         git(wt.parent, "clone", "-q", "--shared", "--no-checkout", str(base.repo), wt.name)
         git(wt, "checkout", "-q", "--detach", base.commit)
+    elif git(wt, "cat-file", "-e", f"{base.commit}^{{commit}}", check=False).returncode:
+        # Objects only: the files change at the next reset, under the worktree's lock.
+        git(wt, "fetch", "-q", "--no-tags", str(base.repo), base.commit)
     return wt
+
+
+def lineage(base: Base) -> str:
+    """The root commit of the base's history (the first, when it has several)."""
+    roots = git(base.repo, "rev-list", "--max-parents=0", base.commit).stdout.split()
+    return min(roots) if roots else base.commit
 
 
 def reset(wt: Path, base: Base) -> None:

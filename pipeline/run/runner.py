@@ -69,7 +69,7 @@ def prepare(job: Job, run: Run, progress: Callable[[str], None]) -> Context:
     own = Path(job.kconfig_base)  # the user's .config: its content, not its name, is the key
     frag_key = cache.key(job.kconfig_base, *([own.read_bytes()] if own.is_absolute() else []),
                          *(f.read_bytes() for f in job.fragments))
-    builds = cache.root() / "builds" / f"{base.commit[:12]}-{frag_key}"
+    builds = cache.root() / "builds" / f"{wt.name}-{frag_key}"  # shared as the worktree is
     run.properties.update({
         "base": base.describe, "base_commit": base.commit, "accel": accel,
         "accel_reason": why, "host": platform.node(), "job": str(job.path),
