@@ -248,3 +248,9 @@ def test_a_report_at_boot_and_in_its_test_counts_its_boot_once():
     sleep = next(s for s in verdict.classify([], [one]).new if s.type == "sleep-in-atomic")
     assert sleep.cells == ["vcpus_2/boot", "vcpus_2/fork"]
     assert (sleep.boots_seen, sleep.boots_run) == (1, 1)
+
+
+def test_one_canary_gives_one_signature_in_a_kernel_built_from_other_sources():
+    # v3 on the canary base: mm_types.h and rmap.c changed, another build, another boot.
+    (raw,) = boots("v3-on-canary-6.1-migrate-circular.log")
+    assert {r.signature for r in boot_of(raw)[1]} == {CANARY_SIG}
