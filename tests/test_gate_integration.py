@@ -6,9 +6,8 @@ the v1 port.
 Builds, in the worktree and build folder of Debian's 6.1 (the clone has its history,
 so nothing starts from scratch) and through kpv's kernel cache: 6.1 + canary (the
 canary test of test_stress_integration builds the same sources), the three-patch branch
-and its first prefix (mm/mmap.c and Documentation changes: a minute each), v1 (cached
-by content: the branch's second prefix), v3 (it touches mm_types.h: a near-full
-rebuild, 4-5 min). Boots: the migrate test at 2 vCPUs, 5 s each, with the confirming
+and its first prefix, v1 (mm/mmap.c and Documentation changes: a minute each), v3 (it
+touches mm_types.h: a near-full rebuild, 4-5 min). Boots: the migrate test at 2 vCPUs, 5 s each, with the confirming
 boots of each new report. Measured: 283 s with kernels cached, about 10 min cold.
 """
 
