@@ -83,9 +83,9 @@ def describe(rev: str, c: Comparison) -> list[str]:
         for s in seen:
             where = ", ".join(s.cells[:4]) + (f" and {len(s.cells) - 4} more"
                                               if len(s.cells) > 4 else "")
-            boots = "in the baseline" if label == "fixed" else "of the revision's"
+            whose = " of the baseline" if label == "fixed" else ""
             lines.append(f"  {label:12} {s.signature}")
-            lines.append(f"  {'':12} {s.boots_seen} of {s.boots_run} boots {boots}; {where}")
+            lines.append(f"  {'':12} in {s.boots_seen} of {s.boots_run} boots{whose}: {where}")
     if c.first_bad_patch:
         f = c.first_bad_patch
         lines.append(f"  first bad patch: {f.index}/{f.of} {f.subject} ({f.patch})")
