@@ -7,8 +7,9 @@ Builds, in the worktree and build folder of Debian's 6.1 (the clone has its hist
 so nothing starts from scratch) and through kpv's kernel cache: 6.1 + canary (the
 canary test of test_stress_integration builds the same sources), the three-patch branch
 and its first prefix, v1 (mm/mmap.c and Documentation changes: a minute each), v3 (it
-touches mm_types.h: a near-full rebuild, 4-5 min). Boots: the migrate test at 2 vCPUs, 5 s each, with the confirming
-boots of each new report. Measured: 283 s with kernels cached, about 10 min cold.
+touches mm_types.h: a near-full rebuild, 4-5 min). Boots: the migrate test at 2 vCPUs,
+5 s each, with the confirming boots of each new report. Measured: 283 s with kernels
+cached, about 10 min cold.
 """
 
 import json
