@@ -109,14 +109,32 @@ class LockDependencies:
 
 
 @dataclass
+class Timing:
+    """One test at one vCPU count: the revision's median rate against the baseline's."""
+
+    test: str
+    vcpus: int
+    metric: str  # ops_per_s: the test's operations per second
+    baseline_median: float
+    median: float
+    ratio: float  # median / baseline_median: below 1 is slower
+    ci_low: float  # 95% bootstrap interval of the ratio over the runs
+    ci_high: float
+    verdict: str  # faster, slower, no change, too noisy
+    baseline_runs: int
+    runs: int
+
+
+@dataclass
 class Comparison:
-    """What a revision changed against the baseline. Timings go beside `reports` and
-    `lock_dependencies` as a further field."""
+    """What a revision changed against the baseline: its reports, lock dependencies
+    and timings."""
 
     baseline: str  # where the baseline came from: "this run", or an earlier run's folder
     reports: ReportChanges = field(default_factory=ReportChanges)
     first_bad_patch: FirstBad | None = None
     lock_dependencies: LockDependencies | None = None
+    timings: list[Timing] = field(default_factory=list)
 
 
 # The shape of results.json. 1: files from before the field existed (read as they are);

@@ -67,7 +67,7 @@ def render(run: Run, out_dir: Path | None = None) -> bytes:
 def _changes(run: Run) -> list[Suite]:
     """Per revision, a suite `kpv.<rev>.changes` of what it changed against the baseline,
     so dashboards show it: `reports` fails for a new report, `lock_order` for a new lock
-    dependency against the order the tree documents."""
+    dependency against the order the tree documents, `timings` lists the verdicts."""
     out = []
     for rev, c in run.comparison.items():
         ch = c.reports
@@ -98,7 +98,14 @@ def _changes(run: Run) -> list[Suite]:
                 order.status, order.kind = Status.FAIL, "lock-order"
                 order.message = (f"{bad[0]['from']} held while taking {bad[0]['to']}: "
                                  "against the lock order the tree documents")
-        out.append(Suite(f"kpv.{rev}.changes", rev, None, {}, [reports, order]))
+        # Shown, never failed: timings under TCG are not a kernel's speed, and no job
+        # gates on them yet.
+        timings = Case("timings")
+        timings.properties = {
+            f"{t.test}_vcpus_{t.vcpus}_{t.metric}": f"{t.verdict}: x{t.ratio:.3f} "
+            f"[{t.ci_low:.3f}, {t.ci_high:.3f}] ({t.runs} and {t.baseline_runs} runs)"
+            for t in c.timings}
+        out.append(Suite(f"kpv.{rev}.changes", rev, None, {}, [reports, order, timings]))
     return out
 
 

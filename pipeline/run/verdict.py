@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.results import Case, Comparison, ReportChanges, Run, Seen, Status, Suite
-from pipeline.run import lockdeps
+from pipeline.run import lockdeps, timings_compare
 from pipeline.run.cell import LOCKDEP_OFF
 from pipeline.series import BASELINE
 
@@ -47,7 +47,8 @@ def comparisons(run: Run, reference: Run | None = None,
         old = run.comparison.get(rev)
         out[rev] = Comparison(source, classify(base, cells),
                               old.first_bad_patch if old else None,
-                              lockdeps.compare(base, cells, _order(run, rev)))
+                              lockdeps.compare(base, cells, _order(run, rev)),
+                              timings_compare.compare(base, cells))
     return out
 
 
@@ -68,7 +69,8 @@ def between(a: Run, b: Run, where: str) -> dict[str, Comparison]:
         cells = [s for s in b.suites if s.revision == rev and s.vcpus is not None]
         out[rev] = Comparison(where, classify(base, cells),
                               b.comparison[rev].first_bad_patch if rev in b.comparison else None,
-                              lockdeps.compare(base, cells, _order(b, rev)))
+                              lockdeps.compare(base, cells, _order(b, rev)),
+                              timings_compare.compare(base, cells))
     return out
 
 
@@ -97,6 +99,14 @@ def describe(rev: str, c: Comparison) -> list[str]:
     if deps and deps.undocumented_classes:
         lines.append(f"  locks the documented order does not name: "
                      f"{', '.join(deps.undocumented_classes)}")
+    for t in c.timings:
+        few = min(t.runs, t.baseline_runs) < timings_compare.MIN_RUNS
+        spread = (f"no interval from {t.runs} and {t.baseline_runs} run(s): "
+                  f"{timings_compare.MIN_RUNS} a side needed (guest.repeats)" if few else
+                  f"95% [{t.ci_low:.3f}, {t.ci_high:.3f}] from {t.runs} and "
+                  f"{t.baseline_runs} runs")
+        lines.append(f"  {t.test} at {t.vcpus} vCPUs: {t.verdict}, {t.metric} {t.median:g} "
+                     f"vs {t.baseline_median:g} (x{t.ratio:.3f}; {spread})")
     return lines
 
 
