@@ -68,17 +68,18 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
                     spec.revision, [t.name for t in tests], out / cell_dir)
     boots: list[tuple[vm.Boot, list[Report]]] = []
     cases: list[Case] = []
-    state = {"accel": spec.accel, "symbols_why": ""}
+    accel, symbols_why = spec.accel, ""
     with open(out / cell_dir / "console.log", "wb") as log:
 
         def boot(t: GuestTest) -> tuple[vm.Boot, list[Report], list[markers.Marker]]:
+            nonlocal accel, symbols_why
             machine = vm.Machine(spec.kernel, spec.initrd, spec.vcpus, spec.memory_mb,
-                                 spec.numa_nodes, state["accel"], f"kpv.test={t.name}")
+                                 spec.numa_nodes, accel, f"kpv.test={t.name}")
             b = vm.boot_or_fallback(machine, log, spec.boot_timeout,
                                     t.budget + spec.test_slack)
             if b.fallback:
                 progress(f"{spec.revision} vcpus={spec.vcpus}: {b.fallback}")
-                state["accel"] = "tcg"  # once KVM failed here, it will fail for later boots
+                accel = "tcg"  # once KVM failed here, it will fail for later boots
             seen = analysis.analyse(sanitize.clean(b.log), qemu_exited=b.qemu_exited,
                                     note=b.problem)
             found = seen.reports
@@ -87,7 +88,7 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
                 # kill): the console stopping is the host's doing, not the kernel's.
                 found = [r for r in found if r.type != endings.STOPPED]
             reports, why = _decoded(own_test(t.name, found, seen.markers), spec.vmlinux)
-            state["symbols_why"] = state["symbols_why"] or why
+            symbols_why = symbols_why or why
             boots.append((b, reports))
             return b, reports, seen.markers
 
@@ -105,7 +106,7 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
                          f"did not show; confirming, boot {i + 2} of {judging.confirm + 1}")
                 per_boot.append([r for r in boot(t)[1] if r.test == t.name])
             cases.append(confirmed_case(t, b, marks, per_boot, judging))
-            suite = _suite(spec, cell_dir, boots, cases, state["symbols_why"], judging)
+            suite = _suite(spec, cell_dir, boots, cases, symbols_why, judging)
             checkpoint(suite)
     return suite
 
