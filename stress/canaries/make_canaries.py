@@ -36,7 +36,8 @@ def edit(path, old, new):
 # a fork of a process with anonymous memory (beside series that rewrite the fault path).
 FIRST = {
     "prepare": ("__anon_vma_prepare() (the first anonymous fault of every process, so every "
-                "boot)", "\t\tallocated = anon_vma;\n\t}\n\n", "\tanon_vma_lock_write(anon_vma);\n"),
+                "boot)", "\t\tallocated = anon_vma;\n\t}\n\n",
+                "\tanon_vma_lock_write(anon_vma);\n"),
     "fork": ("anon_vma_fork() (every fork of a process with anonymous memory, so every boot)",
              "\tvma->anon_vma = anon_vma;\n", "\tanon_vma_lock_write(anon_vma);\n"),
 }
