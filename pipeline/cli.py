@@ -289,14 +289,15 @@ def _summary(run) -> None:
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
-    from pipeline import analysis, console, markers, sanitize, symbols
+    from pipeline import analysis, console, markers, symbols
     from pipeline.errors import UserError
+    from pipeline.logtext import Cleaned
 
     try:
-        text = sanitize.clean(args.log.read_bytes())
+        log = Cleaned.of_path(args.log)
     except OSError as e:
         raise UserError(f"{args.log}: cannot read: {e.strerror}") from None
-    seen = analysis.analyse(text)
+    seen = analysis.analyse(log)
     reports = seen.reports
     decoded = [symbols.resolve(args.vmlinux, symbols.frames_in(r.text)) if args.vmlinux
                else symbols.Symbols() for r in reports]

@@ -30,7 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from pipeline import sanitize
+from pipeline import logtext, sanitize
+from pipeline.logtext import TIMED_RE, Cleaned
 from pipeline.markers import PRINTK_STAMP, Marker
 
 
@@ -254,9 +255,6 @@ _ANY_HEADER_RE = re.compile(
 # consoles print after a space. Searched, not matched: the guest's own output
 # can run into a kernel line on the serial console.
 _PREFIX_RE = re.compile(rf"{PRINTK_STAMP}(?: ?\[ *([CT]\d+)\])? ?")
-# Whether a log has any stamp: PRINTK_STAMP without its optional level, so the
-# search can skip to each `[` (the optional group first made it try every place).
-_TIMED_RE = re.compile(r"\[ *\d+\.\d+\]")
 
 # The kernel's first line at every boot.
 BOOT_BANNER = "Linux version "
@@ -381,48 +379,40 @@ class _Log:
     No list of every line: on a log of short lines one (with its offsets and
     a cache slot per line) was many times the log's size. A report is read
     forward from its header and back at most _BANNER_LOOKBACK lines, headers
-    in order: lines are found from a neighbour's offset, and forget() drops
-    those behind the reading.
+    in order: lines are found from a neighbour's offset, the text is loaded
+    a piece at a time, and forget() drops what is kept of lines behind the
+    reading.
     """
 
-    def __init__(self, log: str) -> None:
-        self.log = log
-        # What follows the last \n is not a line.
-        self.lines = log.count("\n") + (0 if not log or log.endswith("\n") else 1)
+    def __init__(self, log: Cleaned) -> None:
         # Where the kernel stamps its lines, a line without a stamp is the
         # guest's own output (a test printing "BUG:"), never a kernel report.
-        self.timed = _TIMED_RE.search(log) is not None
+        self.timed = log.timed
+        self.text = log.reader(behind=_BANNER_LOOKBACK)
         self._start: dict[int, int] = {0: 0}  # line number -> offset, of lines near the reading
         self._cache: dict[int, _Line] = {}
 
-    def __len__(self) -> int:
-        return self.lines
+    def has(self, n: int) -> bool:
+        """Whether the log has a line n."""
+        start = self._offset(n)
+        return start >= 0 and self.text.reach(start)
 
     def hints(self) -> Iterator[int]:
         """The lines that could hold a report header, in order.
 
         One regex over the whole log: far cheaper than looking at each line.
         """
-        n, at, pos = 0, 0, 0
-        while (m := _HINT_RE.search(self.log, pos)) is not None:
-            n += self.log.count("\n", at, m.start())
-            at = m.start()
-            self._start[n] = self.log.rfind("\n", 0, at) + 1
-            yield n
-            pos = self.log.find("\n", at) + 1
-            if pos == 0:
-                return
+        for hit in self.text.matches(_HINT_RE, per_line=True):
+            self._start[hit.line] = hit.line_start
+            yield hit.line
 
     def hinted(self, n: int) -> bool:
         return _HINT_RE.search(self.raw(n)) is not None  # as hints(): no hint holds a \n
 
     def raw(self, n: int) -> str:
-        start = self._offset(n)
-        end = self.log.find("\n", start)
-        if end < 0:
-            return self.log[start:]
+        text, end = self.text.line(self._offset(n))
         self._start[n + 1] = end + 1  # reading goes on forward: the next line's offset
-        return self.log[start:end]
+        return text
 
     def before(self, n: int, count: int) -> str:
         """The raw text of up to `count` lines before line n, found without reading them."""
@@ -430,8 +420,8 @@ class _Log:
         for _ in range(count):
             if start == 0:
                 break
-            start = self.log.rfind("\n", 0, start - 1) + 1
-        return self.log[start:end]
+            start = self.text.line_start(start - 1)
+        return self.text.slice(start, end)
 
     def line(self, n: int) -> _Line:
         got = self._cache.get(n)
@@ -446,16 +436,20 @@ class _Log:
             self._cache = {k: v for k, v in self._cache.items() if k >= before}
 
     def _offset(self, n: int) -> int:
+        """Where line n starts; -1 when the log has fewer line ends before it."""
         if (got := self._start.get(n)) is not None:
             return got
         if (after := self._start.get(n + 1)) is not None:  # reading back: the line before
-            got = self._start[n] = self.log.rfind("\n", 0, after - 1) + 1
+            got = self._start[n] = self.text.line_start(after - 1)
             return got
         known = n - 1
         while known not in self._start:  # line 0 is always known
             known -= 1
         for k in range(known + 1, n + 1):
-            self._start[k] = self.log.find("\n", self._start[k - 1]) + 1
+            end = self.text.find("\n", self._start[k - 1])
+            if end < 0:
+                return -1
+            self._start[k] = end + 1
         return self._start[n]
 
 
@@ -657,9 +651,8 @@ def _feed_after(rep: _Report, n: int, line: _Line) -> bool:
 
 def _collect(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
     """Read a report on from its header at line n, through its own context's lines."""
-    stop = min(len(log), n + _SPAN_MAX)
     quiet = 0
-    for k in range(n + 1, stop):
+    for k in _lines(log, n + 1, n + _SPAN_MAX):
         line = log.line(k)
         if line.body.startswith(BOOT_BANNER):
             break  # the machine started again: nothing after belongs to this report
@@ -680,10 +673,18 @@ def _collect(log: _Log, n: int, rep: _Report, taken: set[int]) -> None:
         if not _feed(rep, k, line):
             break
     else:
-        _cut(rep, stop < len(log))
+        _cut(rep, log.has(n + _SPAN_MAX))
     if rep.phase == "head" and not rep.fmt.stack and rep.fmt.body == "trace":
         # An optional trace that never came: what followed was not this report.
         del rep.lines[1:]
+
+
+def _lines(log: _Log, start: int, stop: int) -> Iterator[int]:
+    """The numbers of the log's lines from start to stop (excluded)."""
+    k = start
+    while k < stop and log.has(k):
+        yield k
+        k += 1
 
 
 def _cut(rep: _Report, too_long: bool) -> None:
@@ -831,13 +832,13 @@ def _finish(rep: _Report) -> Report:
     )
 
 
-def parse(log: str) -> list[Report]:
+def parse(log: str | Cleaned) -> list[Report]:
     """Every kernel report in a console log, in the order they start (at most
     REPORTS_MAX of them: scan() also counts what may follow)."""
     return scan(log)[0]
 
 
-def scan(log: str) -> tuple[list[Report], int]:
+def scan(log: str | Cleaned) -> tuple[list[Report], int]:
     """The log's reports, as parse() gives them, and how many kernel lines that
     may start a report follow the REPORTS_MAX-th report (not read, so not shown).
 
@@ -856,8 +857,8 @@ def scan(log: str) -> tuple[list[Report], int]:
             gc.enable()
 
 
-def _scan(log: str) -> tuple[list[Report], int]:
-    lines = _Log(log)
+def _scan(log: str | Cleaned) -> tuple[list[Report], int]:
+    lines = _Log(logtext.cleaned(log))
     taken: set[int] = set()
     out: list[Report] = []
     hints = lines.hints()
@@ -887,7 +888,7 @@ def _scan(log: str) -> tuple[list[Report], int]:
 def _count_hints(log: _Log, hints: Iterator[int]) -> int:
     """How many of the remaining hinted lines may hold a report header: kernel
     lines only, not cleaned or matched (a count of a storm need not be exact)."""
-    return sum(1 for n in hints if not log.timed or _TIMED_RE.search(log.raw(n)))
+    return sum(1 for n in hints if not log.timed or TIMED_RE.search(log.raw(n)))
 
 
 def attribute(reports: list[Report], markers: list[Marker]) -> list[Report]:

@@ -22,7 +22,9 @@ import bisect
 import re
 from itertools import pairwise
 
+from pipeline import logtext
 from pipeline.console import BOOT_BANNER, Report
+from pipeline.logtext import Cleaned, Text
 from pipeline.markers import Marker
 
 REBOOT = "unexpected-reboot"
@@ -41,12 +43,14 @@ _STAMP_MAX = 40  # characters of the longest prefix, `[12345.123456][ T12345] `
 _GOING_DOWN_RE = re.compile(r"reboot: (?:Restarting system|Power down|machine restart)")
 # A line the guest printed: a kernel line or one of init's markers (firmware
 # text of the next boot does not count).
-_GUEST_LINE_RE = re.compile(r"\[ *\d+\.\d+\]|@@kpv ")
+_GUEST_LINE = r"\[ *\d+\.\d+\]|@@kpv "
+# The last such line of a stretch: the greedy `.*` takes all, then gives back to the last.
+_LAST_GUEST_RE = re.compile(rf"(?s:.*)({_GUEST_LINE})")
 _ENDS_CONSOLE = ("panic",)  # report types after which the console ends on purpose
 _TAIL_LINES = 20  # console lines shown with the report: what was printed last
 
 
-def ending(log: str, marks: list[Marker], reports: list[Report],
+def ending(log: str | Cleaned, marks: list[Marker], reports: list[Report],
            qemu_exited: bool | None = None, note: str = "") -> list[Report]:
     """One report per boot in the log that started init and never printed `done`.
 
@@ -55,40 +59,55 @@ def ending(log: str, marks: list[Marker], reports: list[Report],
     if it was killed. None (a log alone) decides from what the kernel printed.
     note, the host's own word on the last boot, goes into that boot's report.
     """
+    log = logtext.cleaned(log)
     bounds = _boots(log)
     boots = [m.line for m in marks if m.kind == "boot"]
     dones = [m.line for m in marks if m.kind == "done"]
     panics = sorted(r.first_line for r in reports if r.type in _ENDS_CONSOLE)
+    unfinished = [(i, first, start, stop)
+                  for i, ((first, start), (end, stop)) in enumerate(pairwise(bounds))
+                  if _any_in(boots, first, end) and not _any_in(dones, first, end)
+                  and not _any_in(panics, first, end)]
+    lasts = _last_guest_lines(log.reader(), [b[1:] for b in unfinished])
+    text = log.reader()
     out = []
-    for i, ((first, start), (end, stop)) in enumerate(pairwise(bounds)):
-        if not _any_in(boots, first, end) or _any_in(dones, first, end) \
-                or _any_in(panics, first, end):
-            continue
-        last = i == len(bounds) - 2
-        out.append(_report(first, log[start:stop].split("\n"), qemu_exited if last else None,
-                           note if last else ""))
+    for (i, first, _, _), last in zip(unfinished, lasts, strict=True):
+        final = i == len(bounds) - 2
+        tail = [t.rstrip("\r") for t in text.lines(max(first, last - _TAIL_LINES + 1), last + 1)]
+        out.append(_report(last, tail, qemu_exited if final else None, note if final else ""))
     return out
 
 
-def _boots(log: str) -> list[tuple[int, int]]:
+def _boots(log: Cleaned) -> list[tuple[int, int]]:
     """(line, offset) where each boot starts, and past the last line: a boot runs from
     one kernel banner to the next (the first from the top of the log)."""
     bounds = [(0, 0)]
-    line = pos = seen = 0
-    for m in _BANNER_RE.finditer(log):
-        if not _STAMPED_RE.search(log, max(0, m.start() - _STAMP_MAX), m.start()):
+    pos = seen = 0
+    text = log.reader()
+    for hit in text.matches(_BANNER_RE):
+        if not text.search(_STAMPED_RE, max(hit.line_start, hit.start - _STAMP_MAX), hit.start):
             continue
-        # No newline since the last banner: same line as that one. Linear on any log.
-        newline = log.rfind("\n", max(pos, seen), m.start())
-        seen = m.end()
-        if newline >= 0:
-            begin = newline + 1
-            line += log.count("\n", pos, begin)
-            pos = begin
-            bounds.append((line, begin))
-    lines = line + log.count("\n", pos) + (0 if log.endswith("\n") or not log else 1)
-    bounds.append((lines, len(log)))
+        # The banner's line starts after the last banner seen: a line of its own. The
+        # prefix, with no line end, is all on the banner's line.
+        starts_line = hit.line_start > max(pos, seen)
+        seen = hit.end
+        if starts_line:
+            pos = hit.line_start
+            bounds.append((hit.line, pos))
+    bounds.append((log.lines, log.chars))
     return bounds
+
+
+def _last_guest_lines(log: Text, boots: list[tuple[int, int, int]]) -> list[int]:
+    """For each boot (first line, its offset, end offset), in order, the line its
+    report stands at: the last line the guest printed past the first (else that one)."""
+    lasts = []
+    for first, start, stop in boots:
+        log.hold(start)  # what comes before it is only read past
+        _, end = log.line(start)
+        last = log.last(_LAST_GUEST_RE, end + 1, stop, first + 1) if end < stop else -1
+        lasts.append(last if last >= 0 else first)
+    return lasts
 
 
 def _any_in(lines: list[int], first: int, end: int) -> bool:
@@ -97,12 +116,8 @@ def _any_in(lines: list[int], first: int, end: int) -> bool:
     return i < len(lines) and lines[i] < end
 
 
-def _report(first: int, lines: list[str], qemu_exited: bool | None, note: str) -> Report:
-    """The report for a boot whose lines (numbered from first) end without `done`."""
-    end = len(lines) - (lines[-1] == "")
-    while end > 1 and not _GUEST_LINE_RE.search(lines[end - 1]):
-        end -= 1
-    tail = [t.rstrip("\r") for t in lines[max(0, end - _TAIL_LINES):end]]
+def _report(last: int, tail: list[str], qemu_exited: bool | None, note: str) -> Report:
+    """The report for a boot that ends without `done`: tail, its lines up to line last."""
     said_reboot = any(_GOING_DOWN_RE.search(t) for t in tail)
     if qemu_exited or said_reboot:
         type_, title = REBOOT, "unexpected kernel reboot"
@@ -114,6 +129,5 @@ def _report(first: int, lines: list[str], qemu_exited: bool | None, note: str) -
                else "the log ends") + " before init finished"
     if note:
         why += f" ({note})"
-    last = first + end - 1
     return Report(type=type_, title=title, text="\n".join([f"{title}: {why}", *tail]),
                   first_line=last, last_line=last, reason="", signature=f"{type_}: {title}")

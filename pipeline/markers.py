@@ -14,8 +14,13 @@ and printk may write a whole kernel line between two loads. A marker cut that
 way is joined again: its rest is the next line that is not a kernel line.
 """
 
+from __future__ import annotations
+
 import re
 from dataclasses import dataclass, field
+
+from pipeline import logtext
+from pipeline.logtext import Cleaned, Text
 
 _MARKER_RE = re.compile(r"@@kpv (boot|start|result|end|done)\b([^\r\n]*)")
 _FIELD_RE = re.compile(r"([A-Za-z0-9_.-]+)=(\S*)")
@@ -56,32 +61,30 @@ def parse_line(text: str, line: int = 0) -> Marker | None:
     return Marker(kind, test, dict(_FIELD_RE.findall(rest)), line)
 
 
-def parse(log: str) -> list[Marker]:
+def parse(log: str | Cleaned) -> list[Marker]:
     """Every marker in a console log, in order, each at the line it starts on
     (at most MARKERS_MAX of them: scan() also counts what may follow)."""
     return scan(log)[0]
 
 
-def scan(log: str) -> tuple[list[Marker], int]:
+def scan(log: str | Cleaned) -> tuple[list[Marker], int]:
     """The log's markers, as parse() gives them, and how many `@@kpv ` follow the
     MARKERS_MAX-th one (not read: a count of a storm need not be exact).
 
     Line numbers index log.split("\n"), as console.parse's do (splitlines()
     would also break at \r, \x85 and U+2028, which consoles carry). The log
-    is searched whole, not split: a line holds at most one marker, its first.
+    is searched, not split into lines: a line holds at most one marker, its first.
     """
     out: list[Marker] = []
-    rests = _Rests(log)
-    line, pos = 0, 0
-    for m in _START_RE.finditer(log):
-        line += log.count("\n", pos, m.start())
-        pos = m.start()
-        if out and out[-1].line == line:
+    text = logtext.cleaned(log).reader()
+    rests = _Rests(text)
+    for hit in text.matches(_START_RE):
+        if out and out[-1].line == hit.line:
             continue
-        marker = parse_line(rests.joined(m.start()), line)
+        marker = parse_line(rests.joined(hit.start), hit.line)
         if marker is not None:
             if len(out) == MARKERS_MAX:
-                return out, log.count("@@kpv ", m.start())
+                return out, text.count_on("@@kpv ", hit.start)
             out.append(marker)
     return out, 0
 
@@ -93,21 +96,21 @@ class _Rests:
     (or of `@` before timestamps) is read past once, not once per cut.
     """
 
-    def __init__(self, log: str) -> None:
+    def __init__(self, log: Text) -> None:
         self.log = log
         self.passed = (0, 0)  # offsets [from, to) known to hold only kernel lines
 
     def joined(self, start: int) -> str:
         """The marker text from start to its line's end, and its rest when a
         kernel line cut in (none found within _JOIN_MAX lines: left as cut)."""
-        text, end = self._line(start)
+        text, end = self.log.line(start)
         parts = []
         while (cut := _PRINTK_RE.search(text)) is not None:
             parts.append(text[:cut.start()])
             at = self._past_kernel_lines(end + 1)
-            if at >= len(self.log):
+            if at >= self.log.chars:
                 return "".join(parts)
-            text, end = self._line(at)
+            text, end = self.log.line(at)
             if _START_RE.match(text) or _PRINTK_RE.match(text):
                 return "".join(parts)  # a marker of its own, or no rest in reach
         parts.append(text)
@@ -117,15 +120,9 @@ class _Rests:
         lo, hi = self.passed
         start, at = at, hi if lo <= at < hi else at
         for _ in range(_JOIN_MAX):
-            text, end = self._line(at)
-            if at >= len(self.log) or not _PRINTK_RE.match(text):
+            text, end = self.log.line(at)
+            if at >= self.log.chars or not _PRINTK_RE.match(text):
                 break
             at = end + 1
         self.passed = (start, at)
         return at
-
-    def _line(self, start: int) -> tuple[str, int]:
-        """The text from start to the end of its line, and where that line ends."""
-        end = self.log.find("\n", start)
-        end = len(self.log) if end < 0 else end
-        return self.log[start:end], end

@@ -12,6 +12,7 @@ import bz2
 import email
 import email.policy
 import gzip
+import io
 import lzma
 import re
 import zlib
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+from typing import BinaryIO
 
 from pipeline.errors import UserError
 
@@ -34,12 +36,17 @@ class Mail:
         return email.message_from_bytes(self.raw, policy=email.policy.default)
 
 
-# What a compressed file starts with, and how to open it: by content, not by its name.
-_COMPRESSIONS: dict[str, tuple[re.Pattern[bytes], Callable[[bytes], bytes]]] = {
-    "gzip": (re.compile(rb"\x1f\x8b"), gzip.decompress),
-    "xz": (re.compile(rb"\xfd7zXZ\x00"), lzma.decompress),
-    "bzip2": (re.compile(rb"BZh[1-9]1AY&SY"), bz2.decompress),
+# What a compressed file starts with, and how to read it: by content, not by its name.
+_COMPRESSIONS: dict[str, tuple[re.Pattern[bytes], Callable[[BinaryIO], BinaryIO]]] = {
+    "gzip": (re.compile(rb"\x1f\x8b"), lambda f: gzip.GzipFile(fileobj=f)),
+    "xz": (re.compile(rb"\xfd7zXZ\x00"), lzma.LZMAFile),
+    "bzip2": (re.compile(rb"BZh[1-9]1AY&SY"), bz2.BZ2File),
 }
+# The most one compressed file may hold. A series of a thousand patches of 50 KB
+# each is 50 MB; far more is a decompression bomb (100 MB of zeros gzip to 100 KB),
+# which is read a chunk at a time and refused at this size, before it fills memory.
+DECOMPRESSED_MAX = 64 << 20
+_CHUNK = 1 << 20
 
 
 def gunzip(data: bytes, what: str) -> bytes:
@@ -59,10 +66,18 @@ def decompress(data: bytes, what: str) -> bytes:
 
 
 def _decompress(kind: str, data: bytes, what: str) -> bytes:
+    chunks, size = [], 0
     try:
-        return _COMPRESSIONS[kind][1](data)
+        with _COMPRESSIONS[kind][1](io.BytesIO(data)) as f:
+            while chunk := f.read(_CHUNK):
+                size += len(chunk)
+                if size > DECOMPRESSED_MAX:
+                    raise UserError(f"{what}: {kind} data holds more than "
+                                    f"{DECOMPRESSED_MAX >> 20} MiB decompressed: refused")
+                chunks.append(chunk)
     except (EOFError, OSError, ValueError, lzma.LZMAError, zlib.error) as e:
         raise UserError(f"{what}: damaged {kind} data ({e or 'truncated'})") from None
+    return b"".join(chunks)
 
 
 def is_mbox(data: bytes) -> bool:

@@ -46,11 +46,16 @@ def check(text: str, name: str, wt: Path | None = None) -> None:
 def _check_modes(text: str, name: str) -> None:
     """Refuse every mode git would read as anything but a regular file.
 
-    Every line is looked at, not only udiff's headers: git splits lines at
-    newlines alone, where str.splitlines also splits at CR, form feed and
-    others, and could end a header before a mode line git still reads.
+    Every line from the first diff header on is looked at, not only udiff's
+    headers: git splits lines at newlines alone, where str.splitlines also
+    splits at CR, form feed and others, and could end a header before a mode
+    line git still reads. The lines before are the commit message: git reads
+    no mode there, and prose may well start "new mode 120000".
     """
-    for n, line in enumerate(text.split("\n"), 1):
+    lines = text.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.startswith("diff --git ")),
+                 len(lines))
+    for n, line in enumerate(lines[first:], first + 1):
         spelled = _mode_text(line)
         mode = _git_mode(spelled) if spelled is not None else None
         if mode is None or mode & _FILE_TYPE in _ALLOWED_TYPES:

@@ -9,6 +9,7 @@ function here accepts str or bytes and never raises on any content.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from typing import AnyStr
 
 # Terminal escape sequences (ECMA-48), most specific first:
@@ -25,6 +26,8 @@ _ESCAPE = (
     r"|[0-~]"
     r")"
 )
+# The bytes after ESC that open a string, the one sequence that may run past a line end.
+_STRING_OPENERS = tuple(bytes([c]) for c in b"]PX^_")
 # As str and as bytes: all ASCII, so both remove the same bytes.
 _ESCAPE_RE = {str: re.compile(_ESCAPE), bytes: re.compile(_ESCAPE.encode())}
 
@@ -90,6 +93,49 @@ def clean(text: str | bytes) -> str:
     if _ILLEGAL_RE.search(text) is None:  # U+FFFE/U+FFFF and surrogates are rare
         return text
     return _ILLEGAL_RE.sub(_visible, text)
+
+
+def clean_pieces(chunks: Iterable[bytes]) -> Iterator[str]:
+    """clean() of the chunks' bytes one after the other, in pieces.
+
+    "".join() of the pieces is clean(b"".join(chunks)), so a log of any size
+    is cleaned without being held whole. Each piece but the last ends at a
+    line end no escape string runs across: clean() of one side never sees
+    the other.
+    """
+    rest: list[bytes] = []  # what follows the last cut: chunks without a line end, joined once
+    for chunk in chunks:
+        rest.append(chunk)
+        if b"\n" not in chunk:
+            continue  # a line longer than a chunk: copying and searching it each time was quadratic
+        data = b"".join(rest)
+        cut = _safe_cut(data)
+        head, rest = data[:cut], [data[cut:]]
+        del data  # a line may be most of the log: its bytes are held once, not twice
+        if head:
+            yield clean(head)
+    last = b"".join(rest)
+    del rest
+    if last:
+        yield clean(last)
+
+
+def _safe_cut(data: bytes) -> int:
+    """The offset after the last \n of data where clean() may cut; 0 for none.
+
+    Cut after a \n, a run of \r before it and a character's UTF-8 are
+    whole on one side. Of _ESCAPE's sequences only a string (OSC, DCS, ...)
+    can hold a \n: a cut is safe unless the last ESC before it opens one
+    that no BEL has ended yet (a later ESC would end it too).
+    """
+    cut = data.rfind(b"\n") + 1
+    while cut:
+        esc = data.rfind(b"\x1b", 0, cut)
+        if esc < 0 or data[esc + 1:esc + 2] not in _STRING_OPENERS \
+                or data.find(b"\x07", esc, cut) >= 0:
+            return cut
+        cut = data.rfind(b"\n", 0, esc) + 1
+    return 0
 
 
 def _drop_escapes(text: AnyStr) -> AnyStr:

@@ -5,6 +5,7 @@ import pytest
 from pipeline import patchsafety, tree
 from pipeline.errors import UserError
 from tests.conftest import git
+from tests.series_util import format_patch
 
 
 def _diff(path_a, path_b, header=""):
@@ -85,6 +86,21 @@ def test_regular_file_modes_still_apply(small_repo, tmp_path, header):
     base = tree.find_base(str(small_repo))
     res = tree.apply(tree.worktree(base), base, [ok])
     assert res.ok and res.strategy == tree.GIT_AM, res.log
+
+
+@pytest.mark.parametrize("prose", ["new mode 120000 is what git gives a symlink.",
+                                   "new file mode 120000 makes a link, which kpv refuses."])
+def test_a_mode_in_the_commit_message_is_prose(small_repo, tmp_path, prose):
+    # git reads modes only from a diff's header: a message line is never one.
+    (small_repo / "README").write_text("hello\nworld\n")
+    git(small_repo, "commit", "-q", "-am", f"readme: say why\n\nA line may start so:\n{prose}\n")
+    (patch,) = format_patch(small_repo, "HEAD~1..HEAD", tmp_path / "p")
+    git(small_repo, "reset", "-q", "--hard", "HEAD~1")
+    base = tree.find_base(str(small_repo))
+    wt = tree.worktree(base)
+    res = tree.apply(wt, base, [patch])
+    assert res.ok and res.strategy == tree.GIT_AM, res.message
+    assert (wt / "README").read_text() == "hello\nworld\n"
 
 
 def _readme_mail(diff: str) -> str:

@@ -171,6 +171,19 @@ def test_a_damaged_gzip_patch_is_one_line_naming_it(tmp_path):
     assert p.stderr.startswith(f"kpv: error: {bad}: damaged gzip data")
 
 
+@pytest.mark.parametrize("suffix, pack", [(".gz", gzip.compress), (".xz", lzma.compress),
+                                          (".bz2", bz2.compress)])
+def test_a_decompression_bomb_is_refused_in_one_line(tmp_path, suffix, pack):
+    # 100 MiB of zeros pack to a few hundred KB at most: a bomb, made here.
+    bomb = tmp_path / f"thread.mbox{suffix}"
+    bomb.write_bytes(pack(bytes(100 << 20)))
+    assert bomb.stat().st_size < 1 << 20
+    p = run_kpv("series", str(bomb))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith(f"kpv: error: {bomb}: "), p.stderr
+    assert "more than 64 MiB decompressed" in p.stderr
+
+
 def test_folder_with_a_gap_in_its_numbering(tmp_path):
     repo = _series(tmp_path)
     pats = format_patch(repo, "base..HEAD", tmp_path / "f")
