@@ -74,7 +74,9 @@ def test_generated_series_load_or_are_refused_in_one_line(tmp_path_factory, patc
     except UserError as e:
         assert "\n" not in str(e) and str(e), repr(e)
     else:
-        assert ser.revisions and all(r.patches for r in ser.revisions)
+        # A revision kpv cannot apply (a cover letter and no patch) says why; running
+        # it is refused then (Series.revision checks).
+        assert ser.revisions and all(r.patches or r.problems for r in ser.revisions)
         for r in ser.revisions:
             assert all(p.is_file() for p in r.patches)
     assert _files_below(d) == before  # the user's folder: read, never written
