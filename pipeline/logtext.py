@@ -52,6 +52,11 @@ class Cleaned:
         with open(path, "rb") as f:
             return cls(sanitize.clean_pieces(iter(lambda: f.read(PIECE), b"")))
 
+    @classmethod
+    def of_bytes(cls, data: bytes) -> Cleaned:
+        """A log already in memory (a boot's console), cleaned as of_path cleans a file."""
+        return cls(sanitize.clean_pieces(data[i:i + PIECE] for i in range(0, len(data), PIECE)))
+
     def _kept(self, piece: str) -> _Piece:
         self.timed = self.timed or TIMED_RE.search(piece) is not None
         # A piece that is not plain ASCII takes far less room as UTF-8;

@@ -14,6 +14,7 @@ from pathlib import Path
 from pipeline import analysis, endings, markers, reach, reproduce, sanitize, symbols, timings, vm
 from pipeline.console import Report
 from pipeline.guest import GuestTest
+from pipeline.logtext import Cleaned
 from pipeline.results import Case, Status, Suite
 
 _EXIT_TIMEOUT = (124, 143)  # busybox timeout's own status, and SIGTERM's
@@ -80,7 +81,7 @@ def run(spec: CellSpec, tests: list[GuestTest], out: Path, cell_dir: str,
             if b.fallback:
                 progress(f"{spec.revision} vcpus={spec.vcpus}: {b.fallback}")
                 accel = "tcg"  # once KVM failed here, it will fail for later boots
-            seen = analysis.analyse(sanitize.clean(b.log), qemu_exited=b.qemu_exited,
+            seen = analysis.analyse(Cleaned.of_bytes(b.log), qemu_exited=b.qemu_exited,
                                     note=b.problem)
             found = seen.reports
             if b.qemu_exited is None:
@@ -224,8 +225,8 @@ def test_case(t: GuestTest, b: vm.Boot, marks: list[markers.Marker],
         case.properties["lockdep_off"] = off[0].title
     reports = [r for r in reports if r.type != LOCKDEP_OFF]
     if _judge(case, reports, tolerated or {}):
-        pass
-    elif end is None:
+        return case  # the kernel's fault names the case; what else went wrong follows it
+    if end is None:
         case.status, case.kind = Status.ERROR, "runner-error"
         case.message = b.problem or f"no end marker for {t.name} in the console"
     elif (status := end.fields.get("status")) != "0":
