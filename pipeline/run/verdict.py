@@ -40,22 +40,24 @@ def comparisons(run: Run, reference: Run | None = None,
     if not base:
         return {}
     source = where if reference else THIS_RUN
-    revisions = dict.fromkeys(s.revision for s in run.suites if s.revision != BASELINE)
-    out = {}
-    for rev in revisions:
-        cells = [s for s in run.suites if s.revision == rev and s.vcpus is not None]
-        old = run.comparison.get(rev)
-        out[rev] = Comparison(source, classify(base, cells),
-                              old.first_bad_patch if old else None,
-                              lockdeps.compare(base, cells, _order(run, rev)),
-                              timings_compare.compare(base, cells))
-    return out
+    return {rev: _compare(base, run, rev, source)
+            for rev in dict.fromkeys(s.revision for s in run.suites if s.revision != BASELINE)}
+
+
+def _compare(base: list[Suite], run: Run, rev: str, where: str) -> Comparison:
+    """Revision `rev` of `run` against the baseline's cells; its bisection, if any, kept."""
+    cells = [s for s in run.suites if s.revision == rev and s.vcpus is not None]
+    old = run.comparison.get(rev)
+    return Comparison(where, classify(base, cells), old.first_bad_patch if old else None,
+                      lockdeps.compare(base, cells, _order(run, rev)),
+                      timings_compare.compare(base, cells))
 
 
 def _order(run: Run, rev: str) -> list[tuple[str, str]]:
-    """The lock order the revision's tree documents, as its suite recorded it."""
+    """The lock order the revision's tree documents, as its suite recorded it (pairs of
+    another length, from a hand-edited results.json, say nothing)."""
     suite = next((s for s in run.suites if s.revision == rev and s.vcpus is None), None)
-    return [(a, b) for a, b in suite.lock_order] if suite else []
+    return [(p[0], p[1]) for p in suite.lock_order if len(p) == 2] if suite else []
 
 
 def between(a: Run, b: Run, where: str) -> dict[str, Comparison]:
@@ -64,14 +66,7 @@ def between(a: Run, b: Run, where: str) -> dict[str, Comparison]:
     holds nothing else."""
     base = baseline_suites(a) or [s for s in a.suites if s.vcpus is not None]
     revisions = [r for r in _revisions(b) if r != BASELINE] or [BASELINE]
-    out = {}
-    for rev in revisions:
-        cells = [s for s in b.suites if s.revision == rev and s.vcpus is not None]
-        out[rev] = Comparison(where, classify(base, cells),
-                              b.comparison[rev].first_bad_patch if rev in b.comparison else None,
-                              lockdeps.compare(base, cells, _order(b, rev)),
-                              timings_compare.compare(base, cells))
-    return out
+    return {rev: _compare(base, b, rev, where) for rev in revisions}
 
 
 def describe(rev: str, c: Comparison) -> list[str]:
