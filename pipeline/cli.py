@@ -115,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
                    "folder (same base commit, config and accelerator) instead of running it")
     r.add_argument("--gate", choices=["new", "any"],
                    help='what fails a revision: "new" reports only (default), or "any"')
+    r.add_argument("--confirm", type=int, metavar="N",
+                   help="boots more of a test that shows a new report (default 2; 0: none)")
     r.set_defaults(func=_cmd_run)
 
     pa = sub.add_parser("parse", help="find kernel reports in a console log")
@@ -192,7 +194,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         revisions=() if args.series and not args.revisions else args.revisions,
         vcpus=(cell[1],) if cell else args.vcpus,
         tests=args.tests, duration=args.duration, accel=args.accel, out=args.out,
-        kconfig_base=args.kconfig_base, gate=args.gate))
+        kconfig_base=args.kconfig_base, gate=args.gate, confirm=args.confirm))
     if job.out.exists() and not job.out.is_dir():
         raise UserError(f"--out {job.out}: exists and is not a folder")
     args.out_dir = job.out

@@ -420,13 +420,15 @@ class Overrides:
     out: Path | None = None
     kconfig_base: str | None = None
     gate: str | None = None
+    confirm: int | None = None
 
 
 # The job key each `kpv run` option overrides: a refusal names the option given.
 _OPTION_KEYS = {"tree": "tree.source", "series": "series.source",
                 "revisions": "series.revisions", "vcpus": "guest.vcpus",
                 "tests": "guest.tests", "duration": "guest.duration", "accel": "guest.accel",
-                "kconfig_base": "kconfig.base", "gate": "verdict.gate"}
+                "kconfig_base": "kconfig.base", "gate": "verdict.gate",
+                "confirm": "verdict.confirm"}
 
 
 def override(job: Job, o: Overrides) -> Job:

@@ -289,3 +289,6 @@ def test_verdict_keys_default_and_are_checked(tmp_path):
     assert "verdict.confirm: expected 0 to 10 boots, got 11" in str(e.value)
     with pytest.raises(UserError, match=r"--gate: verdict\.gate: expected one of new, any"):
         job.override(job.load(write(tmp_path, GOOD)), job.Overrides(gate="all"))
+    with pytest.raises(UserError, match=r"--confirm: verdict\.confirm: expected 0 to 10 boots"):
+        job.override(job.load(write(tmp_path, GOOD)), job.Overrides(confirm=-1))
+    assert job.override(job.load(write(tmp_path, GOOD)), job.Overrides(confirm=0)).confirm == 0
