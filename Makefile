@@ -13,7 +13,7 @@ run: deps $(VENV)/.installed
 	$(VENV)/bin/kpv run
 
 test: deps $(VENV)/.installed lint
-	$(VENV)/bin/pytest -v -rs
+	$(VENV)/bin/pytest -v -rs --durations=25
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
