@@ -82,12 +82,14 @@ def inbox(tmp_path_factory):
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/test"
     try:
-        deadline = time.monotonic() + 20
+        # Loaded machines (a kernel build beside the tests) start it slowly: a first
+        # answer that takes longer than the read timeout is waited for too.
+        deadline = time.monotonic() + 60
         while True:
             try:
-                requests.get(f"{url}/", timeout=2)
+                requests.get(f"{url}/", timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 if time.monotonic() > deadline or httpd.poll() is not None:
                     raise RuntimeError("public-inbox-httpd did not start") from None
                 time.sleep(0.2)
