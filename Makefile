@@ -3,7 +3,8 @@
 # and the Python dependencies into .venv.
 
 DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 linux-source-6.12 build-essential \
-	flex bison bc libelf-dev libssl-dev cpio git xz-utils python3-venv stress-ng public-inbox
+	flex bison bc libelf-dev libssl-dev cpio git xz-utils python3-venv stress-ng public-inbox \
+	ca-certificates
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 VENV := .venv
 
